@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Installs the server into .venv and starts it on port 5000, serving ./images. Flags are passed on,
+# e.g. scripts/serve.sh --weights densenet121.pth
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh
+exec .venv/bin/densenet-server serve "$@"

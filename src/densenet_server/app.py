@@ -1,0 +1,23 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from .config import Settings
+from .errors import register_error_handlers
+from .routes import seed
+from .service import InferenceService
+
+
+def create_app(settings: Settings, service: InferenceService | None = None) -> Flask:
+    """An app serving ``service`` (built from ``settings`` if not given; the caller starts it)."""
+    app = Flask(__name__)
+    # No redirects (which would be HTML) for "//": a doubled slash is answered like any other path.
+    app.url_map.merge_slashes = False
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["densenet_service"] = service or InferenceService(settings)
+    register_error_handlers(app)
+    app.register_blueprint(seed.blueprint)
+    return app

@@ -1,0 +1,183 @@
+"""Dynamic batching: request threads queue preprocessed images, one worker runs them in batches.
+
+Semantics (the ones TorchServe and BentoML users ask for):
+- the batch limit counts images, not requests;
+- the wait is counted from the arrival of the batch's first image, so a lone request never waits longer
+  than ``max_wait_s`` before its forward pass starts;
+- the queue is bounded in images: a request that does not fit is refused at once (``QueueFull``), never
+  parked;
+- a caller that gives up (deadline) is dropped from the queue before it costs a forward pass.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+Predict = Callable[[np.ndarray], np.ndarray]
+BatchObserver = Callable[[int, float], None]
+
+
+class QueueFull(RuntimeError):
+    """The queue holds as many images as allowed; the caller should retry later."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class DeadlineExceeded(TimeoutError):
+    """The request's inference did not finish within its deadline."""
+
+
+class BatcherStopped(RuntimeError):
+    """The batcher is shutting down and takes no new work."""
+
+
+@dataclass
+class _Pending:
+    images: np.ndarray
+    arrived: float
+    future: Future[np.ndarray] = field(default_factory=Future)
+
+
+class Batcher:
+    def __init__(
+        self,
+        predict: Predict,
+        max_batch_size: int,
+        max_wait_s: float,
+        max_queue_images: int,
+        on_batch: BatchObserver | None = None,
+    ) -> None:
+        self._predict = predict
+        self._max_batch_size = max_batch_size
+        self._max_wait_s = max_wait_s
+        self._max_queue_images = max_queue_images
+        self._on_batch = on_batch
+        self._queue: collections.deque[_Pending] = collections.deque()
+        self._queued_images = 0
+        self._condition = threading.Condition()
+        self._stopping = False
+        self._last_batch_s = 0.05
+        self._worker = threading.Thread(target=self._run, name="batcher", daemon=True)
+        self._worker.start()
+
+    @property
+    def queued_images(self) -> int:
+        return self._queued_images
+
+    def submit(self, images: np.ndarray, timeout_s: float) -> np.ndarray:
+        """Run ``images`` [n, ...] through the model; returns their logits [n, classes] in order."""
+        pending = self._enqueue(images)
+        try:
+            return pending.future.result(timeout=timeout_s)
+        except FutureTimeout:
+            # cancel() only succeeds while the worker has not started it: then it costs nothing more.
+            pending.future.cancel()
+            raise DeadlineExceeded(
+                f"inference did not finish within the {timeout_s:g} s deadline"
+            ) from None
+
+    def _enqueue(self, images: np.ndarray) -> _Pending:
+        count = len(images)
+        with self._condition:
+            if self._stopping:
+                raise BatcherStopped("the server is shutting down")
+            if self._queued_images + count > self._max_queue_images:
+                raise QueueFull(
+                    f"the inference queue is full ({self._queued_images} of {self._max_queue_images} "
+                    "images waiting); retry later",
+                    self._retry_after_s(),
+                )
+            pending = _Pending(images, time.monotonic())
+            self._queue.append(pending)
+            self._queued_images += count
+            self._condition.notify()
+            return pending
+
+    def _retry_after_s(self) -> int:
+        batches_waiting = self._queued_images / self._max_batch_size
+        return max(1, math.ceil(batches_waiting * self._last_batch_s))
+
+    def stop(self, timeout_s: float | None = None) -> None:
+        """Refuse new work, finish what is queued, then end the worker."""
+        with self._condition:
+            self._stopping = True
+            self._condition.notify_all()
+        self._worker.join(timeout_s)
+
+    def _take_batch(self) -> list[_Pending] | None:
+        with self._condition:
+            while not self._queue:
+                if self._stopping:
+                    return None
+                self._condition.wait()
+            flush_at = self._queue[0].arrived + self._max_wait_s
+            while self._queued_images < self._max_batch_size and not self._stopping:
+                remaining = flush_at - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._condition.wait(remaining)
+            batch: list[_Pending] = []
+            taken = 0
+            while self._queue:
+                head = self._queue[0]
+                # A request larger than the batch limit still runs, alone, rather than never.
+                if batch and taken + len(head.images) > self._max_batch_size:
+                    break
+                self._queue.popleft()
+                self._queued_images -= len(head.images)
+                if head.future.set_running_or_notify_cancel():
+                    batch.append(head)
+                    taken += len(head.images)
+            return batch
+
+    def _run(self) -> None:
+        while (batch := self._take_batch()) is not None:
+            if batch:
+                self._run_batch(batch)
+
+    def _run_batch(self, batch: list[_Pending]) -> None:
+        started = time.monotonic()
+        try:
+            logits = self._predict(np.concatenate([p.images for p in batch]))
+        except Exception:
+            if len(batch) == 1:
+                self._fail(batch[0])
+                return
+            # Find the culprit rather than failing every request that happened to share its batch.
+            for pending in batch:
+                self._run_alone(pending)
+            return
+        elapsed = time.monotonic() - started
+        self._last_batch_s = elapsed
+        if self._on_batch:
+            self._on_batch(len(logits), elapsed)
+        offset = 0
+        for pending in batch:
+            count = len(pending.images)
+            pending.future.set_result(logits[offset : offset + count])
+            offset += count
+
+    def _run_alone(self, pending: _Pending) -> None:
+        try:
+            pending.future.set_result(self._predict(pending.images))
+        except Exception:
+            self._fail(pending)
+
+    @staticmethod
+    def _fail(pending: _Pending) -> None:
+        log.exception("inference failed")
+        pending.future.set_exception(RuntimeError("inference failed"))

@@ -1,0 +1,182 @@
+"""Every setting of the server in one typed place.
+
+Each setting has a documented default, an environment variable ``DENSENET_<NAME>`` and a command-line
+flag ``--<name>``; a flag wins over the environment, which wins over the default. The README's
+configuration table is generated from the same declarations (``densenet-server config``), so the
+documentation cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "DENSENET_"
+
+# Groups decide which sub-commands accept a setting: every command builds a model, only `serve` runs HTTP.
+MODEL = "model"
+SERVER = "server"
+BATCHING = "batching"
+LIMITS = "limits"
+
+
+def _setting(default: Any, help: str, group: str) -> Any:
+    return field(default=default, metadata={"help": help, "group": group})
+
+
+@dataclass(frozen=True)
+class Settings:
+    # model
+    weights: Path | None = _setting(
+        None,
+        "Local DenseNet-121 state dict (torchvision or legacy 'norm.1' keys). "
+        "Unset: torchvision's published IMAGENET1K_V1 weights, downloaded and hash-checked.",
+        MODEL,
+    )
+    weights_sha256: str | None = _setting(
+        None, "Expected SHA-256 of --weights; start-up fails on a mismatch.", MODEL
+    )
+    threads: int = _setting(
+        0, "Intra-op threads for the forward pass (0: one per CPU core).", MODEL
+    )
+    # server
+    host: str = _setting("0.0.0.0", "Address to listen on.", SERVER)
+    port: int = _setting(5000, "TCP port to listen on.", SERVER)
+    images_dir: Path = _setting(
+        Path("images"), "Folder served by GET /inference/<filename>.", SERVER
+    )
+    http_threads: int = _setting(
+        32,
+        "Request threads of the gunicorn worker; they decode and resize in parallel with inference.",
+        SERVER,
+    )
+    log_level: str = _setting("info", "Log level (debug, info, warning, error).", SERVER)
+    # batching
+    max_batch_size: int = _setting(
+        8, "Most images in one forward pass (counts images, not requests).", BATCHING
+    )
+    max_batch_wait_ms: float = _setting(
+        5.0,
+        "Longest a batch waits for more images, counted from its first image's arrival.",
+        BATCHING,
+    )
+    max_queue_images: int = _setting(
+        64, "Images that may wait for inference; beyond it requests get 503 with Retry-After.", BATCHING
+    )
+    request_timeout_s: float = _setting(
+        30.0, "Deadline for one request's inference; past it the answer is 504.", BATCHING
+    )
+    # limits
+    max_body_bytes: int = _setting(
+        20 * 1024 * 1024, "Largest accepted request body in bytes (larger: 413).", LIMITS
+    )
+    max_image_pixels: int = _setting(
+        40_000_000, "Largest decoded image in pixels (width x height; larger: 413).", LIMITS
+    )
+
+    def effective_threads(self) -> int:
+        return self.threads if self.threads > 0 else (os.cpu_count() or 1)
+
+
+def _fields(groups: Iterable[str] | None = None) -> list[dataclasses.Field[Any]]:
+    wanted = set(groups) if groups is not None else None
+    return [
+        f
+        for f in dataclasses.fields(Settings)
+        if wanted is None or f.metadata["group"] in wanted
+    ]
+
+
+def env_name(field_name: str) -> str:
+    return ENV_PREFIX + field_name.upper()
+
+
+def flag_name(field_name: str) -> str:
+    return "--" + field_name.replace("_", "-")
+
+
+def _value_type(f: dataclasses.Field[Any]) -> type:
+    annotation = str(f.type)
+    for name, kind in (("Path", Path), ("int", int), ("float", float), ("bool", bool)):
+        if annotation.startswith(name):
+            return kind
+    return str
+
+
+def _parse(f: dataclasses.Field[Any], raw: str) -> Any:
+    kind = _value_type(f)
+    if raw == "" and "None" in str(f.type):
+        return None
+    if kind is bool:
+        lowered = raw.strip().lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+        raise ValueError(f"{env_name(f.name)}: expected a boolean, got {raw!r}")
+    try:
+        return kind(raw)
+    except ValueError as exc:
+        raise ValueError(f"{f.name}: cannot read {raw!r} as {kind.__name__}") from exc
+
+
+def add_arguments(parser: argparse.ArgumentParser, groups: Iterable[str]) -> None:
+    """Add one flag per setting of the given groups; unset flags stay None so env vars can apply."""
+    for f in _fields(groups):
+        kind = _value_type(f)
+        parser.add_argument(
+            flag_name(f.name),
+            dest=f.name,
+            default=None,
+            type=(lambda raw, f=f: _parse(f, raw)),
+            metavar=kind.__name__.upper() if kind is not Path else "PATH",
+            help=f"{f.metadata['help']} [env {env_name(f.name)}; default {f.default}]",
+        )
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Defaults, overridden by DENSENET_* environment variables, overridden by explicit flags."""
+    environ = os.environ if environ is None else environ
+    flags = flags or {}
+    values: dict[str, Any] = {}
+    for f in _fields():
+        if flags.get(f.name) is not None:
+            values[f.name] = flags[f.name]
+        elif env_name(f.name) in environ:
+            values[f.name] = _parse(f, environ[env_name(f.name)])
+    settings = Settings(**values)
+    validate(settings)
+    return settings
+
+
+def validate(settings: Settings) -> None:
+    problems = []
+    if not 0 < settings.port < 65536:
+        problems.append("port must be between 1 and 65535")
+    for name in ("http_threads", "max_batch_size", "max_queue_images", "max_body_bytes", "max_image_pixels"):
+        if getattr(settings, name) < 1:
+            problems.append(f"{name} must be at least 1")
+    if settings.max_batch_wait_ms < 0 or settings.request_timeout_s <= 0:
+        problems.append("max_batch_wait_ms must be >= 0 and request_timeout_s > 0")
+    if settings.max_queue_images < settings.max_batch_size:
+        problems.append("max_queue_images must be at least max_batch_size")
+    if problems:
+        raise ValueError("invalid configuration: " + "; ".join(problems))
+
+
+def markdown_table() -> str:
+    """The README's configuration table, generated from the declarations above."""
+    rows = ["| flag | environment variable | default | meaning |", "| --- | --- | --- | --- |"]
+    for f in _fields():
+        default = "(published weights)" if f.name == "weights" else f.default
+        rows.append(
+            f"| `{flag_name(f.name)}` | `{env_name(f.name)}` | `{default}` | {f.metadata['help']} |"
+        )
+    return "\n".join(rows)

@@ -1,0 +1,76 @@
+"""Encoded bytes -> an RGB PIL image, refusing what is not a usable image before it costs memory."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# Formats a browser or camera produces; the rest of Pillow's readers (PSD, ICO, PDF stubs, ...) are
+# attack surface this server does not need. MPO is how Pillow names many phones' JPEGs.
+ACCEPTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF"})
+
+
+class ImageError(ValueError):
+    """Base of the errors a caller's image can cause; each names what is wrong in its message."""
+
+
+class InvalidImage(ImageError):
+    """Empty, truncated, corrupt, or not an image at all."""
+
+
+class UnsupportedImageFormat(ImageError):
+    """A real image in a format the server does not accept."""
+
+
+class ImageTooLarge(ImageError):
+    """More pixels than the configured limit (decompression bombs included)."""
+
+
+def decode_image(data: bytes, max_pixels: int) -> Image.Image:
+    """Decode the first frame, apply EXIF orientation and return it in RGB mode."""
+    if not data:
+        raise InvalidImage("the image is empty (0 bytes)")
+    try:
+        # Only the header is read here, so the size check below runs before any pixel is decoded.
+        image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLarge(f"the image has too many pixels: {exc}") from exc
+    except UnidentifiedImageError as exc:
+        raise InvalidImage("the data is not an image in a format this server can read") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise InvalidImage(f"the image header is broken: {exc}") from exc
+    if image.format not in ACCEPTED_FORMATS:
+        raise UnsupportedImageFormat(
+            f"{image.format} images are not accepted; send one of: {', '.join(sorted(ACCEPTED_FORMATS))}"
+        )
+    width, height = image.size
+    if width * height > max_pixels:
+        raise ImageTooLarge(
+            f"the image is {width}x{height} = {width * height} pixels; the limit is {max_pixels} pixels"
+        )
+    if width < 1 or height < 1:
+        raise InvalidImage(f"the image has no pixels ({width}x{height})")
+    try:
+        image.seek(0)
+        image.load()
+        image = ImageOps.exif_transpose(image) or image
+        return _to_rgb(image)
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLarge(f"the image has too many pixels: {exc}") from exc
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, KeyError) as exc:
+        # Pillow signals truncated or corrupt data with any of these, depending on the codec.
+        raise InvalidImage(f"the image data is truncated or corrupt: {exc}") from exc
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode == "RGB":
+        return image
+    if image.mode in {"I;16", "I;16B", "I;16L", "I;16N", "I"}:
+        # Pillow's convert("RGB") clips 16-bit values at 255, turning most photos white; scale instead.
+        pixels = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if image.mode.startswith("I;16") or pixels.max() > 255 else 255.0
+        grey = np.clip(np.round(pixels * (255.0 / peak)), 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, mode="L").convert("RGB")
+    return image.convert("RGB")

@@ -1,0 +1,28 @@
+"""Helpers shared by the blueprints: the service of this app and query parameters."""
+
+from __future__ import annotations
+
+from flask import current_app, request
+
+from ..errors import ApiError
+from ..postprocess import NUM_CLASSES
+from ..service import InferenceService
+
+DEFAULT_TOP_K = 5
+
+
+def service() -> InferenceService:
+    return current_app.extensions["densenet_service"]
+
+
+def top_k_param() -> int:
+    raw = request.args.get("top_k")
+    if raw is None:
+        return DEFAULT_TOP_K
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= NUM_CLASSES:
+        raise ApiError(400, "invalid_argument", f"top_k must be an integer from 1 to {NUM_CLASSES}, got {raw!r}")
+    return value

@@ -1,0 +1,53 @@
+"""The seed design's routes: liveness, readiness, and classifying a file of the images folder."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify
+
+from .. import __version__
+from ..errors import ApiError
+from ..images_folder import ImageNotFound, UnsafePath, resolve_image_path
+from ..model import MODEL_NAME
+from .common import service, top_k_param
+
+blueprint = Blueprint("seed", __name__)
+
+
+@blueprint.get("/")
+def liveness() -> Any:
+    return jsonify(
+        {
+            "status": "ok",
+            "model": MODEL_NAME,
+            "ready": service().ready,
+            "version": __version__,
+            "usage": "GET /inference/<filename> classifies a file of the images folder",
+        }
+    )
+
+
+@blueprint.get("/ready")
+def readiness() -> Any:
+    if not service().ready:
+        raise ApiError(503, "not_ready", "the model is still loading", {"Retry-After": "1"})
+    return jsonify({"status": "ready", "model": MODEL_NAME})
+
+
+@blueprint.get("/inference/<path:filename>")
+def classify_file(filename: str) -> Any:
+    images_dir = service().settings.images_dir
+    top_k = top_k_param()
+    try:
+        path = resolve_image_path(images_dir, filename)
+    except UnsafePath as exc:
+        raise ApiError(400, "invalid_path", str(exc)) from exc
+    except ImageNotFound as exc:
+        raise ApiError(
+            404,
+            "image_not_found",
+            f"No image named '{filename}' in the images folder. Put the image into the images "
+            f"folder ({images_dir}) and request /inference/{filename} again.",
+        ) from exc
+    return jsonify(service().classify(path.read_bytes(), top_k))

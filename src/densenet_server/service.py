@@ -1,0 +1,92 @@
+"""The model behind the HTTP routes: loads once, warms up, and serves requests through the batcher.
+
+Routes call this and never touch the model; this knows nothing of HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .backends import TorchBackend
+from .batching import Batcher
+from .classifier import Classifier
+from .config import Settings
+from .model import load_model
+
+log = logging.getLogger(__name__)
+
+
+class NotReady(RuntimeError):
+    """The model is still loading (or the server is shutting down)."""
+
+
+class InferenceService:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._ready = threading.Event()
+        self._classifier: Classifier | None = None
+        self._batcher: Batcher | None = None
+        self.load_seconds: float | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    @property
+    def classifier(self) -> Classifier:
+        if self._classifier is None or not self.ready:
+            raise NotReady("the model is not loaded yet; retry once GET /ready answers 200")
+        return self._classifier
+
+    def start(self, on_failure: Callable[[BaseException], None]) -> threading.Thread:
+        """Load in the background so liveness answers while the model loads; readiness waits for it."""
+
+        def load_or_fail() -> None:
+            try:
+                self.load()
+            except BaseException as exc:  # the process is useless without its model: report and stop
+                log.critical("model loading failed: %s", exc)
+                on_failure(exc)
+
+        thread = threading.Thread(target=load_or_fail, name="model-loader", daemon=True)
+        thread.start()
+        return thread
+
+    def load(self) -> None:
+        started = time.monotonic()
+        settings = self.settings
+        loaded = load_model(settings.weights, settings.weights_sha256)
+        backend = TorchBackend(loaded.module, settings.effective_threads())
+        classifier = Classifier(loaded, backend, settings.max_image_pixels)
+        classifier.warm_up()
+        self._batcher = Batcher(
+            backend.predict,
+            max_batch_size=settings.max_batch_size,
+            max_wait_s=settings.max_batch_wait_ms / 1000.0,
+            max_queue_images=settings.max_queue_images,
+        )
+        self._classifier = classifier
+        self.load_seconds = time.monotonic() - started
+        self._ready.set()
+        log.info("model ready in %.2f s (backend %s)", self.load_seconds, backend.name)
+
+    def classify(self, data: bytes, top_k: int) -> dict[str, Any]:
+        classifier = self.classifier
+        pixels = classifier.prepare(data)
+        logits = self._infer(pixels[np.newaxis])
+        return classifier.answer(classifier.probabilities_from_logits(logits)[0], top_k)
+
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
+        assert self._batcher is not None
+        return self._batcher.submit(batch, self.settings.request_timeout_s)
+
+    def stop(self) -> None:
+        self._ready.clear()
+        if self._batcher is not None:
+            self._batcher.stop(self.settings.request_timeout_s)

@@ -1,0 +1,83 @@
+"""Shared fixtures: a seeded random checkpoint, a folder of test images, and the real server."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from support.random_weights import write_checkpoint  # noqa: E402
+from support.server_process import ServerProcess  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+REPO_IMAGES = REPO / "images"
+SHARED_LABELLED = REPO.parent / "shared" / "images" / "labelled"
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, nn.Module]:
+    """(path of the legacy-format checkpoint, the same model in memory, for reference pipelines)."""
+    path = tmp_path_factory.mktemp("weights") / "densenet121-random.pth"
+    model = write_checkpoint(path)
+    return path, model
+
+
+@pytest.fixture(scope="session")
+def checkpoint_path(checkpoint: tuple[Path, nn.Module]) -> Path:
+    return checkpoint[0]
+
+
+@pytest.fixture(scope="session")
+def reference_model(checkpoint: tuple[Path, nn.Module]) -> nn.Module:
+    return checkpoint[1]
+
+
+def labelled_photos() -> list[Path]:
+    """The 200 labelled photos of ../shared when present, else the repo's own example photos."""
+    photos = sorted(SHARED_LABELLED.glob("*.png"))
+    return photos or sorted(REPO_IMAGES.glob("*.jpg"))
+
+
+@pytest.fixture(scope="session")
+def photos() -> list[Path]:
+    return labelled_photos()
+
+
+@pytest.fixture(scope="session")
+def images_dir(tmp_path_factory: pytest.TempPathFactory, photos: list[Path]) -> Path:
+    """The served folder: example photos, the labelled photos, a sub-folder, a broken file, links."""
+    root = tmp_path_factory.mktemp("served")
+    folder = root / "images"
+    folder.mkdir()
+    for photo in sorted(REPO_IMAGES.glob("*.jpg")) + photos:
+        shutil.copy(photo, folder / photo.name)
+    (folder / "nested" / "deeper").mkdir(parents=True)
+    shutil.copy(REPO_IMAGES / "cat.jpg", folder / "nested" / "deeper" / "cat copy é.jpg")
+    (folder / "not-an-image.jpg").write_text("this is text, not a JPEG")
+    (folder / "empty.png").write_bytes(b"")
+    (folder / "truncated.jpg").write_bytes((REPO_IMAGES / "cat.jpg").read_bytes()[:2000])
+    secret = root / "secret.jpg"
+    shutil.copy(REPO_IMAGES / "cat.jpg", secret)
+    (folder / "link-out.jpg").symlink_to(secret)
+    (folder / "link-in.jpg").symlink_to(folder / "cat.jpg")
+    (folder / "dir-link-out").symlink_to(root)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def server(checkpoint_path: Path, images_dir: Path) -> Iterator[ServerProcess]:
+    """The real `densenet-server serve` on 127.0.0.1 and a free port, ready to answer."""
+    with ServerProcess.start(["--weights", str(checkpoint_path), "--images-dir", str(images_dir)]) as process:
+        yield process
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _torch_threads() -> None:
+    torch.set_num_threads(2)

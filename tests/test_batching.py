@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from densenet_server.batching import Batcher, BatcherStopped, DeadlineExceeded, QueueFull
+
+
+class RecordingModel:
+    """Returns each row's first value as its logits, and records the batch sizes it was given."""
+
+    def __init__(self, delay_s: float = 0.0, fail_on: float | None = None) -> None:
+        self.batch_sizes: list[int] = []
+        self.delay_s = delay_s
+        self.fail_on = fail_on
+        self.started = threading.Event()
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        self.started.set()
+        self.batch_sizes.append(len(batch))
+        time.sleep(self.delay_s)
+        if self.fail_on is not None and np.any(batch[:, 0] == self.fail_on):
+            raise ValueError("poisoned input")
+        return np.repeat(batch[:, :1], 3, axis=1) * np.array([1.0, 2.0, 3.0])
+
+
+def rows(*values: float) -> np.ndarray:
+    return np.array([[v, 0.0] for v in values])
+
+
+def test_concurrent_requests_get_their_own_rows_in_few_batches() -> None:
+    model = RecordingModel(delay_s=0.02)
+    batcher = Batcher(model, max_batch_size=8, max_wait_s=0.05, max_queue_images=64)
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(lambda i: batcher.submit(rows(float(i)), timeout_s=10), range(32)))
+    for i, logits in enumerate(results):
+        np.testing.assert_array_equal(logits, [[i, 2 * i, 3 * i]])
+    assert max(model.batch_sizes) > 1
+    assert sum(model.batch_sizes) == 32
+    assert all(size <= 8 for size in model.batch_sizes)
+    batcher.stop()
+
+
+def test_multi_image_request_keeps_its_order() -> None:
+    batcher = Batcher(RecordingModel(), max_batch_size=4, max_wait_s=0.0, max_queue_images=16)
+    np.testing.assert_array_equal(batcher.submit(rows(1, 2, 3), timeout_s=5)[:, 0], [1, 2, 3])
+    batcher.stop()
+
+
+def test_request_larger_than_the_batch_limit_runs_alone() -> None:
+    model = RecordingModel()
+    batcher = Batcher(model, max_batch_size=2, max_wait_s=0.0, max_queue_images=16)
+    assert len(batcher.submit(rows(1, 2, 3, 4, 5), timeout_s=5)) == 5
+    assert model.batch_sizes == [5]
+    batcher.stop()
+
+
+def test_lone_request_is_flushed_after_the_wait() -> None:
+    batcher = Batcher(RecordingModel(), max_batch_size=64, max_wait_s=0.2, max_queue_images=64)
+    started = time.monotonic()
+    batcher.submit(rows(1), timeout_s=5)
+    waited = time.monotonic() - started
+    assert 0.2 <= waited < 2.0
+    batcher.stop()
+
+
+def test_full_batch_does_not_wait() -> None:
+    batcher = Batcher(RecordingModel(), max_batch_size=2, max_wait_s=30.0, max_queue_images=8)
+    started = time.monotonic()
+    batcher.submit(rows(1, 2), timeout_s=5)
+    assert time.monotonic() - started < 5.0
+    batcher.stop()
+
+
+def test_failing_request_does_not_poison_its_batch_mates() -> None:
+    model = RecordingModel(delay_s=0.01, fail_on=13.0)
+    batcher = Batcher(model, max_batch_size=8, max_wait_s=0.1, max_queue_images=64)
+
+    def submit(value: float) -> object:
+        try:
+            return batcher.submit(rows(value), timeout_s=10)[0, 0]
+        except RuntimeError as exc:
+            return exc
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(submit, [1.0, 2.0, 13.0, 4.0, 5.0, 6.0, 7.0, 8.0]))
+    assert isinstance(results[2], RuntimeError)
+    assert results[:2] + results[3:] == [1.0, 2.0, 4.0, 5.0, 6.0, 7.0, 8.0]
+    batcher.stop()
+
+
+def test_queue_bound_refuses_at_once_with_a_retry_hint() -> None:
+    model = RecordingModel(delay_s=0.5)
+    batcher = Batcher(model, max_batch_size=2, max_wait_s=0.0, max_queue_images=2)
+    pool = ThreadPoolExecutor(2)
+    busy = pool.submit(batcher.submit, rows(1, 2), 10)  # occupies the worker
+    model.started.wait(5)
+    queued = pool.submit(batcher.submit, rows(3, 4), 10)  # fills the queue
+    time.sleep(0.05)
+    started = time.monotonic()
+    with pytest.raises(QueueFull) as refused:
+        batcher.submit(rows(5), timeout_s=10)
+    assert time.monotonic() - started < 0.1
+    assert refused.value.retry_after_s >= 1
+    assert len(busy.result()) == 2 and len(queued.result()) == 2
+    batcher.stop()
+    pool.shutdown()
+
+
+def test_deadline_gives_up_and_drops_the_request() -> None:
+    model = RecordingModel(delay_s=0.4)
+    batcher = Batcher(model, max_batch_size=1, max_wait_s=0.0, max_queue_images=8)
+    pool = ThreadPoolExecutor(1)
+    busy = pool.submit(batcher.submit, rows(1), 10)
+    model.started.wait(5)
+    with pytest.raises(DeadlineExceeded):
+        batcher.submit(rows(2), timeout_s=0.1)
+    busy.result()
+    time.sleep(0.1)
+    assert model.batch_sizes == [1]  # the abandoned request never reached the model
+    batcher.stop()
+    pool.shutdown()
+
+
+def test_stop_finishes_queued_work_and_refuses_new_work() -> None:
+    model = RecordingModel(delay_s=0.1)
+    batcher = Batcher(model, max_batch_size=1, max_wait_s=0.0, max_queue_images=8)
+    pool = ThreadPoolExecutor(3)
+    futures = [pool.submit(batcher.submit, rows(float(i)), 10) for i in range(3)]
+    model.started.wait(5)
+    batcher.stop(timeout_s=10)
+    assert [f.result()[0, 0] for f in futures] == [0.0, 1.0, 2.0]
+    with pytest.raises(BatcherStopped):
+        batcher.submit(rows(9), timeout_s=1)
+    pool.shutdown()

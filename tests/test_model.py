@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from densenet_server.model import (
+    CATEGORIES,
+    PUBLISHED_SHA256_PREFIX,
+    WeightsError,
+    file_sha256,
+    load_local_weights,
+    remap_legacy_keys,
+)
+
+
+def test_legacy_keys_are_remapped_like_torchvision() -> None:
+    legacy = {
+        "features.denseblock1.denselayer1.norm.1.weight": torch.zeros(1),
+        "features.denseblock4.denselayer16.conv.2.weight": torch.zeros(1),
+        "features.norm0.running_var": torch.zeros(1),
+        "classifier.bias": torch.zeros(1),
+    }
+    assert list(remap_legacy_keys(legacy)) == [
+        "features.denseblock1.denselayer1.norm1.weight",
+        "features.denseblock4.denselayer16.conv2.weight",
+        "features.norm0.running_var",
+        "classifier.bias",
+    ]
+
+
+def test_checkpoint_fixture_uses_the_legacy_format(checkpoint_path: Path) -> None:
+    keys = torch.load(checkpoint_path, weights_only=True).keys()
+    assert "features.denseblock1.denselayer1.norm.1.weight" in keys
+    assert not any(key.endswith("num_batches_tracked") for key in keys)
+
+
+def test_local_weights_load_exactly(checkpoint_path: Path, reference_model: nn.Module) -> None:
+    loaded = load_local_weights(checkpoint_path)
+    for name, tensor in reference_model.state_dict().items():
+        if not name.endswith("num_batches_tracked"):
+            assert torch.equal(loaded.module.state_dict()[name], tensor), name
+    assert not loaded.module.training
+    assert loaded.categories == CATEGORIES and len(CATEGORIES) == 1000
+    assert loaded.weights.published is False
+    assert loaded.weights.sha256 == file_sha256(checkpoint_path)
+    assert checkpoint_path.name in loaded.weights.id
+    assert loaded.weights.warning and "not torchvision's published" in loaded.weights.warning
+
+
+def test_matching_sha256_is_accepted(checkpoint_path: Path) -> None:
+    loaded = load_local_weights(checkpoint_path, expected_sha256=file_sha256(checkpoint_path).upper())
+    assert loaded.weights.sha256 == file_sha256(checkpoint_path)
+
+
+def test_wrong_sha256_is_refused(checkpoint_path: Path) -> None:
+    with pytest.raises(WeightsError, match="sha256"):
+        load_local_weights(checkpoint_path, expected_sha256="0" * 64)
+
+
+def test_missing_file_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(WeightsError, match="does not exist"):
+        load_local_weights(tmp_path / "nothing.pth")
+
+
+def test_non_checkpoint_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "text.pth"
+    path.write_text("not a checkpoint")
+    with pytest.raises(WeightsError, match="not a readable PyTorch checkpoint"):
+        load_local_weights(path)
+
+
+def test_other_architecture_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "linear.pth"
+    torch.save(nn.Linear(3, 2).state_dict(), path)
+    with pytest.raises(WeightsError, match="not a DenseNet-121 state dict"):
+        load_local_weights(path)
+
+
+def test_published_hash_prefix_comes_from_torchvision() -> None:
+    assert PUBLISHED_SHA256_PREFIX == "a639ec97"
