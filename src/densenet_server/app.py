@@ -6,7 +6,7 @@ from flask import Flask
 
 from .config import Settings
 from .errors import register_error_handlers
-from .routes import seed
+from .routes import metrics, pages, seed, uploads, v2
 from .service import InferenceService
 
 
@@ -20,4 +20,6 @@ def create_app(settings: Settings, service: InferenceService | None = None) -> F
     app.extensions["densenet_service"] = service or InferenceService(settings)
     register_error_handlers(app)
     app.register_blueprint(seed.blueprint)
+    for blueprint in (uploads.blueprint, v2.blueprint, metrics.blueprint, pages.blueprint):
+        app.register_blueprint(blueprint)
     return app

@@ -78,6 +78,11 @@ class Settings:
     max_image_pixels: int = _setting(
         40_000_000, "Largest decoded image in pixels (width x height; larger: 413).", LIMITS
     )
+    max_images_per_request: int = _setting(
+        16,
+        "Most images in one POST /inference or v2 infer request (more: 413); at most --max-queue-images.",
+        LIMITS,
+    )
 
     def effective_threads(self) -> int:
         return self.threads if self.threads > 0 else (os.cpu_count() or 1)
@@ -160,13 +165,18 @@ def validate(settings: Settings) -> None:
     problems = []
     if not 0 < settings.port < 65536:
         problems.append("port must be between 1 and 65535")
-    for name in ("http_threads", "max_batch_size", "max_queue_images", "max_body_bytes", "max_image_pixels"):
+    for name in (
+        "http_threads", "max_batch_size", "max_queue_images", "max_body_bytes", "max_image_pixels",
+        "max_images_per_request",
+    ):
         if getattr(settings, name) < 1:
             problems.append(f"{name} must be at least 1")
     if settings.max_batch_wait_ms < 0 or settings.request_timeout_s <= 0:
         problems.append("max_batch_wait_ms must be >= 0 and request_timeout_s > 0")
     if settings.max_queue_images < settings.max_batch_size:
         problems.append("max_queue_images must be at least max_batch_size")
+    if settings.max_images_per_request > settings.max_queue_images:
+        problems.append("max_images_per_request must be at most max_queue_images")
     if problems:
         raise ValueError("invalid configuration: " + "; ".join(problems))
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,7 +17,10 @@ from .backends import TorchBackend
 from .batching import Batcher
 from .classifier import Classifier
 from .config import Settings
+from .decoding import ImageError
+from .metrics import Metrics
 from .model import load_model
+from .preprocess import INPUT_SHAPE
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,7 @@ class InferenceService:
         self._classifier: Classifier | None = None
         self._batcher: Batcher | None = None
         self.load_seconds: float | None = None
+        self.metrics = Metrics()
 
     @property
     def ready(self) -> bool:
@@ -70,17 +74,62 @@ class InferenceService:
             max_batch_size=settings.max_batch_size,
             max_wait_s=settings.max_batch_wait_ms / 1000.0,
             max_queue_images=settings.max_queue_images,
+            on_batch=self.metrics.observe_batch,
         )
+        self.metrics.track_queue_depth(lambda batcher=self._batcher: batcher.queued_images)
         self._classifier = classifier
         self.load_seconds = time.monotonic() - started
+        self.metrics.model_load_seconds.set(self.load_seconds)
+        self.metrics.model_ready.set(1)
         self._ready.set()
         log.info("model ready in %.2f s (backend %s)", self.load_seconds, backend.name)
 
     def classify(self, data: bytes, top_k: int) -> dict[str, Any]:
         classifier = self.classifier
-        pixels = classifier.prepare(data)
-        logits = self._infer(pixels[np.newaxis])
-        return classifier.answer(classifier.probabilities_from_logits(logits)[0], top_k)
+        probabilities = self.probabilities(self.prepare(data)[np.newaxis])
+        return classifier.answer(probabilities[0], top_k)
+
+    def classify_many(self, images: Sequence[bytes], top_k: int) -> list[dict[str, Any] | ImageError]:
+        """Each image's answer, or the ImageError that refused it, in order.
+
+        The readable images go to the batcher in one submit, so a multi-image request batches as a whole.
+        """
+        classifier = self.classifier
+        prepared: list[np.ndarray | ImageError] = []
+        for data in images:
+            try:
+                prepared.append(self.prepare(data))
+            except ImageError as exc:
+                prepared.append(exc)
+        readable = [pixels for pixels in prepared if isinstance(pixels, np.ndarray)]
+        rows = iter(self.probabilities(np.stack(readable)) if readable else [])
+        return [
+            classifier.answer(next(rows), top_k) if isinstance(pixels, np.ndarray) else pixels
+            for pixels in prepared
+        ]
+
+    def prepare(self, data: bytes) -> np.ndarray:
+        """Encoded image -> float32 [3, 224, 224]; raises decoding.ImageError for bad input."""
+        classifier = self.classifier
+        started = time.monotonic()
+        try:
+            pixels = classifier.prepare(data)
+        except ImageError as exc:
+            self.metrics.image_errors.labels(type(exc).__name__).inc()
+            raise
+        self.metrics.stage_seconds.labels("preprocess").observe(time.monotonic() - started)
+        return pixels
+
+    def probabilities(self, pixels: np.ndarray) -> np.ndarray:
+        """Preprocessed float32 pixels [N, 3, 224, 224] -> softmax probabilities [N, classes], batched."""
+        if pixels.ndim != 4 or tuple(pixels.shape[1:]) != INPUT_SHAPE or len(pixels) == 0:
+            raise ValueError(f"expected pixels of shape [N, {', '.join(map(str, INPUT_SHAPE))}], got {list(pixels.shape)}")
+        classifier = self.classifier
+        started = time.monotonic()
+        logits = self._infer(np.ascontiguousarray(pixels, dtype=np.float32))
+        self.metrics.stage_seconds.labels("batcher").observe(time.monotonic() - started)
+        self.metrics.images_classified.inc(len(logits))
+        return classifier.probabilities_from_logits(logits)
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:
         assert self._batcher is not None

@@ -24,6 +24,8 @@ def liveness() -> Any:
             "ready": service().ready,
             "version": __version__,
             "usage": "GET /inference/<filename> classifies a file of the images folder",
+            "ui": "/ui",
+            "docs": "/docs",
         }
     )
 

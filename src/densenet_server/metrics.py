@@ -1,0 +1,93 @@
+"""Prometheus metrics of one server process: HTTP requests, batching, and where inference time goes.
+
+Each service owns its own registry (not prometheus_client's global one), so several apps in one process
+(tests) never collide, and /metrics shows exactly this server's numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST as PROMETHEUS_CONTENT_TYPE
+
+__all__ = ["Metrics", "PROMETHEUS_CONTENT_TYPE"]
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+_BATCH_SIZE_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        registry = self.registry
+        # `route` is the URL rule (e.g. /inference/<path:filename>), never the raw path, so that
+        # arbitrary file names cannot grow the number of series without bound.
+        self.requests = Counter(
+            "densenet_http_requests_total",
+            "HTTP requests answered, by method, route (URL rule) and status code.",
+            ["method", "route", "status"],
+            registry=registry,
+        )
+        self.request_seconds = Histogram(
+            "densenet_http_request_duration_seconds",
+            "Time from receiving a request to returning its answer, by method and route.",
+            ["method", "route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.batch_size = Histogram(
+            "densenet_inference_batch_size",
+            "Images in each forward pass of the dynamic batcher.",
+            buckets=_BATCH_SIZE_BUCKETS,
+            registry=registry,
+        )
+        self.stage_seconds = Histogram(
+            "densenet_stage_duration_seconds",
+            "Time spent per stage: preprocess (decode + resize of one image), batcher (one request's "
+            "wait in the queue plus its batch's forward pass), inference (one batch's forward pass).",
+            ["stage"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.images_classified = Counter(
+            "densenet_images_classified_total",
+            "Images that went through the model successfully.",
+            registry=registry,
+        )
+        self.image_errors = Counter(
+            "densenet_image_errors_total",
+            "Images refused before inference, by error kind (invalid, unsupported format, too large).",
+            ["kind"],
+            registry=registry,
+        )
+        self.queue_depth = Gauge(
+            "densenet_queue_images",
+            "Images waiting in the batching queue.",
+            registry=registry,
+        )
+        self.model_load_seconds = Gauge(
+            "densenet_model_load_seconds",
+            "Seconds it took to load and warm up the model (0 until loaded).",
+            registry=registry,
+        )
+        self.model_ready = Gauge(
+            "densenet_model_ready",
+            "1 once the model is loaded and warm, else 0.",
+            registry=registry,
+        )
+
+    def track_queue_depth(self, read_depth: Callable[[], int]) -> None:
+        self.queue_depth.set_function(lambda: float(read_depth()))
+
+    def observe_batch(self, batch_size: int, seconds: float) -> None:
+        """The Batcher's on_batch hook: called by its worker after each forward pass."""
+        self.batch_size.observe(batch_size)
+        self.stage_seconds.labels("inference").observe(seconds)
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(method, route, str(status)).inc()
+        self.request_seconds.labels(method, route).observe(seconds)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,513 @@
+"""The OpenAPI 3.1 document of every route, served at /openapi.json and rendered by /docs.
+
+Written by hand (rather than generated from the code) so that it can say what each route means; the
+tests check that every Flask route appears here and that answers conform to it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import __version__
+from .config import Settings
+from .model import MODEL_NAME
+from .postprocess import NUM_CLASSES
+
+JSON = "application/json"
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    answer: dict[str, Any] = {"description": description, "content": {JSON: {"schema": schema}}}
+    if headers:
+        answer["headers"] = headers
+    return answer
+
+
+def _error(description: str, retry_after: bool = False) -> dict[str, Any]:
+    headers = {"Retry-After": {"schema": {"type": "string"}, "description": "Seconds to wait before retrying"}}
+    return _json(_ref("Error"), description, headers if retry_after else None)
+
+
+def _v2_error(description: str) -> dict[str, Any]:
+    return _json(_ref("V2Error"), description)
+
+
+_TOP_K = {
+    "name": "top_k",
+    "in": "query",
+    "required": False,
+    "description": "How many of the most probable classes to return.",
+    "schema": {"type": "integer", "minimum": 1, "maximum": NUM_CLASSES, "default": 5},
+}
+_MODEL_NAME = {
+    "name": "model_name",
+    "in": "path",
+    "required": True,
+    "description": f"The model's name; this server has one, `{MODEL_NAME}` (others: 404).",
+    "schema": {"type": "string"},
+}
+_MODEL_VERSION = {
+    "name": "model_version",
+    "in": "path",
+    "required": True,
+    "description": "The model's version; this server has one, `1` (others: 404).",
+    "schema": {"type": "string"},
+}
+_CLASSIFY_ERRORS = {
+    "400": _error("`invalid_image` (empty, truncated, not an image) or `invalid_argument` (top_k)"),
+    "413": _error("`image_too_large`: more pixels than --max-image-pixels"),
+    "415": _error("`unsupported_image_format`: an image format the server does not accept"),
+    "503": _error("`not_ready` (model loading), `overloaded` (queue full) or `shutting_down`", True),
+    "504": _error("`deadline_exceeded`: inference did not finish within --request-timeout-s"),
+}
+_HEALTH_V2 = {
+    "200": {"description": "true (empty body)"},
+    "400": {"description": "false: the model is still loading (empty body)"},
+}
+
+
+def _v2_model_paths(prefix: str, versioned: bool) -> dict[str, Any]:
+    parameters = [_MODEL_NAME, _MODEL_VERSION] if versioned else [_MODEL_NAME]
+    tag = ["Open Inference Protocol v2"]
+    suffix = " of one version" if versioned else ""
+    return {
+        prefix: {
+            "get": {
+                "tags": tag,
+                "summary": f"Model metadata{suffix}: inputs, outputs, platform, versions",
+                "operationId": "v2ModelMetadata" + ("Versioned" if versioned else ""),
+                "parameters": parameters,
+                "responses": {
+                    "200": _json(_ref("V2ModelMetadata"), "The model's metadata"),
+                    "404": _v2_error("No such model (or version)"),
+                },
+            }
+        },
+        prefix + "/ready": {
+            "get": {
+                "tags": tag,
+                "summary": f"Model ready{suffix}",
+                "operationId": "v2ModelReady" + ("Versioned" if versioned else ""),
+                "parameters": parameters,
+                "responses": {
+                    "200": {"description": "The model is loaded and warm (empty body)"},
+                    "400": {"description": "The model is still loading (empty body)"},
+                    "404": _v2_error("No such model (or version)"),
+                },
+            }
+        },
+        prefix + "/infer": {
+            "post": {
+                "tags": tag,
+                "summary": f"Inference{suffix} (JSON, or JSON plus binary tensor data)",
+                "description": (
+                    "Inputs: `image` (BYTES, shape [N]: encoded images, base64 strings in JSON) and/or "
+                    "`pixels` (FP32, shape [N, 3, 224, 224]: preprocessed, normalised pixels, flat or "
+                    "nested). With both, the rows of the batch follow the order of `inputs`.\n\n"
+                    "Output: `probabilities` (FP32 [N, 1000]). With the output parameter "
+                    "`classification: k` (Triton's classification extension) it is BYTES [N, k] of "
+                    '`"<probability>:<index>:<label>"`, most probable first.\n\n'
+                    "Binary tensor data extension: with the header `Inference-Header-Content-Length: "
+                    "<size of the JSON>`, input data follows the JSON (`parameters.binary_data_size` per "
+                    "input; BYTES elements as 4-byte little-endian length + bytes). Outputs requested "
+                    "with `binary_data: true` (or request parameter `binary_data_output: true`) are "
+                    "answered the same way."
+                ),
+                "operationId": "v2Infer" + ("Versioned" if versioned else ""),
+                "parameters": parameters,
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        JSON: {
+                            "schema": _ref("V2InferRequest"),
+                            "example": {
+                                "id": "42",
+                                "inputs": [
+                                    {"name": "image", "shape": [1], "datatype": "BYTES", "data": ["<base64 JPEG>"]}
+                                ],
+                                "outputs": [{"name": "probabilities", "parameters": {"classification": 3}}],
+                            },
+                        },
+                        "application/octet-stream": {
+                            "schema": {"type": "string", "format": "binary"},
+                            "description": "JSON header then binary tensor data (needs Inference-Header-Content-Length)",
+                        },
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "The outputs (JSON; or JSON then binary data when binary outputs were requested)",
+                        "content": {
+                            JSON: {"schema": _ref("V2InferResponse")},
+                            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+                        },
+                    },
+                    "400": _v2_error("A malformed request, an unknown input or output, or an unreadable image"),
+                    "404": _v2_error("No such model (or version)"),
+                    "413": _v2_error("The body is larger than --max-body-bytes, or too many images"),
+                    "503": _v2_error("The model is loading, the queue is full, or the server is stopping"),
+                    "504": _v2_error("Inference did not finish within --request-timeout-s"),
+                },
+            }
+        },
+    }
+
+
+def _schemas() -> dict[str, Any]:
+    tensor_meta = {
+        "type": "object",
+        "required": ["name", "datatype", "shape"],
+        "properties": {
+            "name": {"type": "string"},
+            "datatype": {"type": "string"},
+            "shape": {"type": "array", "items": {"type": "integer"}},
+        },
+    }
+    parameters = {
+        "type": "object",
+        "additionalProperties": {"type": ["string", "number", "boolean"]},
+    }
+    return {
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                }
+            },
+        },
+        "V2Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+        "Prediction": {
+            "type": "object",
+            "required": ["index", "label", "probability"],
+            "properties": {
+                "index": {"type": "integer", "minimum": 0, "maximum": NUM_CLASSES - 1},
+                "label": {"type": "string"},
+                "probability": {"type": "number", "minimum": 0, "maximum": 1},
+            },
+        },
+        "Classification": {
+            "type": "object",
+            "required": ["class", "index", "probability", "top_k", "model", "weights", "weights_published"],
+            "properties": {
+                "class": {"type": "string", "description": "The most probable class's label"},
+                "index": {"type": "integer"},
+                "probability": {"type": "number"},
+                "top_k": {"type": "array", "items": _ref("Prediction")},
+                "model": {"type": "string", "const": MODEL_NAME},
+                "weights": {"type": "string"},
+                "weights_published": {"type": "boolean"},
+                "warning": {"type": "string", "description": "Present when the weights are not the published ones"},
+            },
+        },
+        "UploadResults": {
+            "type": "object",
+            "required": ["results"],
+            "properties": {
+                "results": {
+                    "type": "array",
+                    "description": "One entry per uploaded file, in order: its classification or its error",
+                    "items": {
+                        "oneOf": [
+                            {
+                                "allOf": [
+                                    _ref("Classification"),
+                                    {"type": "object", "required": ["filename"], "properties": {"filename": {"type": "string"}}},
+                                ]
+                            },
+                            {
+                                "type": "object",
+                                "required": ["filename", "status", "error"],
+                                "properties": {
+                                    "filename": {"type": "string"},
+                                    "status": {"type": "integer"},
+                                    "error": {
+                                        "type": "object",
+                                        "required": ["code", "message"],
+                                        "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                                    },
+                                },
+                            },
+                        ]
+                    },
+                }
+            },
+        },
+        "Liveness": {
+            "type": "object",
+            "required": ["status"],
+            "properties": {
+                "status": {"type": "string", "const": "ok"},
+                "model": {"type": "string"},
+                "ready": {"type": "boolean"},
+                "version": {"type": "string"},
+                "usage": {"type": "string"},
+                "ui": {"type": "string", "description": "Path of the web page"},
+            },
+        },
+        "Readiness": {
+            "type": "object",
+            "required": ["status"],
+            "properties": {"status": {"type": "string", "const": "ready"}, "model": {"type": "string"}},
+        },
+        "V2ServerMetadata": {
+            "type": "object",
+            "required": ["name", "version", "extensions"],
+            "properties": {
+                "name": {"type": "string"},
+                "version": {"type": "string"},
+                "extensions": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+        "V2TensorMetadata": tensor_meta,
+        "V2ModelMetadata": {
+            "type": "object",
+            "required": ["name", "platform", "inputs", "outputs"],
+            "properties": {
+                "name": {"type": "string"},
+                "versions": {"type": "array", "items": {"type": "string"}},
+                "platform": {"type": "string"},
+                "inputs": {"type": "array", "items": _ref("V2TensorMetadata")},
+                "outputs": {"type": "array", "items": _ref("V2TensorMetadata")},
+            },
+        },
+        "V2Parameters": parameters,
+        "V2RequestInput": {
+            "type": "object",
+            "required": ["name", "shape", "datatype"],
+            "properties": {
+                "name": {"type": "string", "enum": ["image", "pixels"]},
+                "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+                "datatype": {"type": "string", "enum": ["BYTES", "FP32"]},
+                "parameters": _ref("V2Parameters"),
+                "data": {"type": "array", "description": "Flat or nested; BYTES elements are base64 strings"},
+            },
+        },
+        "V2RequestOutput": {
+            "type": "object",
+            "required": ["name"],
+            "properties": {"name": {"type": "string"}, "parameters": _ref("V2Parameters")},
+        },
+        "V2InferRequest": {
+            "type": "object",
+            "required": ["inputs"],
+            "properties": {
+                "id": {"type": "string"},
+                "parameters": _ref("V2Parameters"),
+                "inputs": {"type": "array", "items": _ref("V2RequestInput")},
+                "outputs": {"type": "array", "items": _ref("V2RequestOutput")},
+            },
+        },
+        "V2ResponseOutput": {
+            "type": "object",
+            "required": ["name", "shape", "datatype"],
+            "properties": {
+                "name": {"type": "string"},
+                "shape": {"type": "array", "items": {"type": "integer"}},
+                "datatype": {"type": "string"},
+                "parameters": _ref("V2Parameters"),
+                "data": {"type": "array"},
+            },
+        },
+        "V2InferResponse": {
+            "type": "object",
+            "required": ["model_name", "outputs"],
+            "properties": {
+                "model_name": {"type": "string"},
+                "model_version": {"type": "string"},
+                "id": {"type": "string"},
+                "parameters": _ref("V2Parameters"),
+                "outputs": {"type": "array", "items": _ref("V2ResponseOutput")},
+            },
+        },
+    }
+
+
+def openapi_document(settings: Settings) -> dict[str, Any]:
+    html = {"text/html": {"schema": {"type": "string"}}}
+    paths: dict[str, Any] = {
+        "/": {
+            "get": {
+                "tags": ["Seed"],
+                "summary": "Liveness: the process answers (also while the model loads)",
+                "operationId": "liveness",
+                "responses": {"200": _json(_ref("Liveness"), "The server is up")},
+            }
+        },
+        "/ready": {
+            "get": {
+                "tags": ["Seed"],
+                "summary": "Readiness: 200 once the model is loaded and warm",
+                "operationId": "readiness",
+                "responses": {
+                    "200": _json(_ref("Readiness"), "Ready"),
+                    "503": _error("`not_ready`: the model is still loading", True),
+                },
+            }
+        },
+        "/inference/{filename}": {
+            "get": {
+                "tags": ["Seed"],
+                "summary": "Classify a file of the server's images folder",
+                "operationId": "classifyFile",
+                "parameters": [
+                    {
+                        "name": "filename",
+                        "in": "path",
+                        "required": True,
+                        "description": "Path inside the images folder (sub-folders allowed; never outside it)",
+                        "schema": {"type": "string"},
+                    },
+                    _TOP_K,
+                ],
+                "responses": {
+                    "200": _json(_ref("Classification"), "The top-k classes"),
+                    **_CLASSIFY_ERRORS,
+                    "400": _error("`invalid_path`, `invalid_image` or `invalid_argument`"),
+                    "404": _error("`image_not_found`: put the image into the images folder"),
+                },
+            }
+        },
+        "/inference": {
+            "post": {
+                "tags": ["Uploads"],
+                "summary": "Classify uploaded images: multipart `file` parts, or a raw image body",
+                "description": (
+                    "One image: the same answer as GET /inference/{filename}. Several `file` parts: "
+                    "`{\"results\": [...]}` in order, each its classification or its own error. "
+                    f"At most --max-images-per-request ({settings.max_images_per_request}) images and "
+                    f"--max-body-bytes ({settings.max_body_bytes}) bytes per request."
+                ),
+                "operationId": "classifyUploads",
+                "parameters": [_TOP_K],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "multipart/form-data": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["file"],
+                                "properties": {
+                                    "file": {"type": "array", "items": {"type": "string", "format": "binary"}}
+                                },
+                            },
+                            "encoding": {"file": {"contentType": "image/*, application/octet-stream"}},
+                        },
+                        "image/*": {"schema": {"type": "string", "format": "binary"}},
+                        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+                    },
+                },
+                "responses": {
+                    "200": _json(
+                        {"oneOf": [_ref("Classification"), _ref("UploadResults")]},
+                        "One image: its classification; several: their results in order",
+                    ),
+                    **_CLASSIFY_ERRORS,
+                    "400": _error("`missing_file` (no image in the request), `invalid_image` or `invalid_argument`"),
+                    "413": _error(
+                        "`payload_too_large` (body over --max-body-bytes), `too_many_images` or `image_too_large`"
+                    ),
+                    "415": _error("`unsupported_media_type` (not multipart, image/* or octet-stream) or `unsupported_image_format`"),
+                },
+            }
+        },
+        "/v2": {
+            "get": {
+                "tags": ["Open Inference Protocol v2"],
+                "summary": "Server metadata",
+                "operationId": "v2ServerMetadata",
+                "responses": {"200": _json(_ref("V2ServerMetadata"), "Name, version and extensions")},
+            }
+        },
+        "/v2/health/live": {
+            "get": {
+                "tags": ["Open Inference Protocol v2"],
+                "summary": "Server live",
+                "operationId": "v2ServerLive",
+                "responses": {"200": {"description": "true (empty body)"}},
+            }
+        },
+        "/v2/health/ready": {
+            "get": {
+                "tags": ["Open Inference Protocol v2"],
+                "summary": "Server ready (the model is loaded and warm)",
+                "operationId": "v2ServerReady",
+                "responses": _HEALTH_V2,
+            }
+        },
+        **_v2_model_paths("/v2/models/{model_name}", versioned=False),
+        **_v2_model_paths("/v2/models/{model_name}/versions/{model_version}", versioned=True),
+        "/metrics": {
+            "get": {
+                "tags": ["Operations"],
+                "summary": "Prometheus metrics",
+                "operationId": "metrics",
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text exposition format",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+        "/openapi.json": {
+            "get": {
+                "tags": ["Operations"],
+                "summary": "This document",
+                "operationId": "openapi",
+                "responses": {"200": _json({"type": "object"}, "The OpenAPI document")},
+            }
+        },
+        "/docs": {
+            "get": {
+                "tags": ["Operations"],
+                "summary": "Human-readable API documentation (works offline)",
+                "operationId": "docs",
+                "responses": {"200": {"description": "HTML page", "content": html}},
+            }
+        },
+        "/ui": {
+            "get": {
+                "tags": ["Operations"],
+                "summary": "Web page: choose or drop an image, see its top-5 classes",
+                "operationId": "ui",
+                "responses": {"200": {"description": "HTML page", "content": html}},
+            }
+        },
+        "/static/{filename}": {
+            "get": {
+                "tags": ["Operations"],
+                "summary": "Assets of the web page and the docs page",
+                "operationId": "staticAsset",
+                "parameters": [
+                    {"name": "filename", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                "responses": {
+                    "200": {"description": "The file", "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}},
+                    "404": _error("`not_found`: no such asset"),
+                },
+            }
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "densenet-server",
+            "version": __version__,
+            "description": (
+                "Classifies images with torchvision's DenseNet-121 (ImageNet-1k). Errors are JSON "
+                '`{"error": {"code": "...", "message": "..."}}`, except under /v2, which answers in the '
+                'Open Inference Protocol\'s own `{"error": "..."}` form.'
+            ),
+            "license": {"name": "MIT", "identifier": "MIT"},
+        },
+        "paths": paths,
+        "components": {"schemas": _schemas()},
+    }
