@@ -1,4 +1,4 @@
-"""The `densenet-server` command: serve | evaluate | config."""
+"""The `densenet-server` command: serve | classify | evaluate | config."""
 
 from __future__ import annotations
 
@@ -57,6 +57,27 @@ def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if result.unreadable or result.images == 0 else 0
 
 
+def _classify(settings: Settings, args: argparse.Namespace) -> int:
+    from .classify_cli import run
+
+    classifier = build_classifier(settings)
+    return run(classifier, args.paths, args.output, args.top_k, settings.max_batch_size, progress=not args.no_progress)
+
+
+def _top_k(raw: str) -> int:
+    value = int(raw)
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError("must be an integer from 1 to 1000")
+    return value
+
+
+def _results_file(raw: str) -> Path:
+    path = Path(raw)
+    if path.suffix.lower() not in {".csv", ".json"}:
+        raise argparse.ArgumentTypeError("the results file must end in .csv or .json")
+    return path
+
+
 def _print_config(_: Settings, __: argparse.Namespace) -> int:
     print(config.markdown_table())
     return 0
@@ -77,6 +98,16 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_arguments(evaluate, [config.MODEL])
     evaluate.add_argument("--images-dir", dest="images_dir", type=Path, default=None, help="folder of the CSV's files (default: the CSV's folder)")
     evaluate.set_defaults(handler=_evaluate)
+
+    classify = commands.add_parser(
+        "classify", help="classify image files and folders in-process (no server), to CSV or JSON"
+    )
+    classify.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="image files and folders (searched recursively)")
+    classify.add_argument("--output", "-o", type=_results_file, default=None, help="results file, .csv or .json (default: CSV on stdout)")
+    classify.add_argument("--top-k", dest="top_k", type=_top_k, default=5, help="classes per image (default 5)")
+    classify.add_argument("--no-progress", dest="no_progress", action="store_true", help="no progress bar")
+    config.add_arguments(classify, [config.MODEL, config.BATCHING, config.LIMITS])
+    classify.set_defaults(handler=_classify)
 
     show = commands.add_parser("config", help="print every setting as a Markdown table")
     show.set_defaults(handler=_print_config)
