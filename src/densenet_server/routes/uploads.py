@@ -35,6 +35,15 @@ def _body_too_large() -> ApiError:
     )
 
 
+def read_body(limit: int) -> bytes:
+    """The raw body; RequestEntityTooLarge past ``limit``, also for chunked bodies (no Content-Length),
+    which werkzeug's get_data() would silently cut at the limit."""
+    data = request.get_data(cache=False)
+    if len(data) >= limit and request.stream.read(1):  # the read raises once a chunked body is over
+        raise RequestEntityTooLarge()
+    return data
+
+
 @blueprint.errorhandler(RequestEntityTooLarge)
 def _too_large(_: RequestEntityTooLarge) -> Any:
     # Raised by werkzeug while reading a body without (or with a false) Content-Length.
@@ -63,7 +72,7 @@ def _uploaded_images() -> list[tuple[str, bytes]]:
             )
         return [(name or f"{FILE_FIELD}{index}", data) for index, (name, data) in enumerate(parts)]
     if mimetype.startswith("image/") or mimetype == "application/octet-stream":
-        data = request.get_data(cache=False)
+        data = read_body(settings.max_body_bytes)
         if not data:
             raise ApiError(400, "missing_file", "the request body is empty; send the image as the body")
         return [(RAW_BODY_NAME, data)]

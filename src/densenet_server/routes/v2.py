@@ -19,6 +19,7 @@ from ..errors import api_error_from
 from ..model import MODEL_NAME
 from ..postprocess import NUM_CLASSES
 from .common import service
+from .uploads import read_body
 from .v2_tensors import (
     IMAGE_INPUT,
     PIXELS_INPUT,
@@ -164,7 +165,8 @@ def infer(model_name: str, model_version: str | None = None) -> Response:
         raise V2Error(503, f"model '{MODEL_NAME}' is not ready yet; retry once /v2/health/ready answers 200", {"Retry-After": "1"})
     if request.headers.get("Content-Encoding", "identity").lower() != "identity":
         raise V2Error(400, "compressed request bodies (Content-Encoding) are not supported")
-    parsed = parse_infer_request(request.get_data(cache=False), request.headers.get(HEADER_LENGTH), NUM_CLASSES)
+    body = read_body(settings.max_body_bytes)
+    parsed = parse_infer_request(body, request.headers.get(HEADER_LENGTH), NUM_CLASSES)
     if parsed.rows > settings.max_images_per_request:
         raise V2Error(
             413,
