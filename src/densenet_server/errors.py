@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from .batching import BatcherStopped, DeadlineExceeded, QueueFull
@@ -63,6 +63,10 @@ def register_error_handlers(app: Flask) -> None:
     def _http_error(exc: HTTPException) -> Response:
         code = (exc.name or "error").lower().replace(" ", "_")
         response = error_response(exc.code or 500, code, exc.description or exc.name)
+        if request.path == "/v2" or request.path.startswith("/v2/"):
+            # Unknown paths and methods under /v2 answer in the Open Inference Protocol's own form.
+            response = jsonify({"error": exc.description or exc.name})
+            response.status_code = exc.code or 500
         for name, value in exc.get_headers():
             if name.lower() not in {"content-type", "content-length"}:
                 response.headers[name] = value
