@@ -1,0 +1,109 @@
+"""The web page in a real browser: Playwright driving Debian's Chromium, headless, against the real server.
+
+Skipped only on a developer machine without /usr/bin/chromium; in CI (CI set) a missing browser fails,
+because scripts/test.sh installs it there.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support.server_process import ServerProcess
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+PHOTO = Path(__file__).resolve().parents[1] / "images" / "cat.jpg"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing in CI; scripts/test.sh should have installed it")
+        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: object, server: ServerProcess) -> Iterator[object]:
+    context = browser.new_context(viewport={"width": 1100, "height": 800})  # type: ignore[attr-defined]
+    page = context.new_page()
+    outside: list[str] = []
+    page.on("request", lambda request: None if request.url.startswith(server.base_url) or request.url.startswith(("blob:", "data:")) else outside.append(request.url))
+    yield page
+    context.close()
+    assert not outside, f"the page reached outside the server: {outside}"
+
+
+def test_choose_a_photo_and_see_the_top5_as_bars(page: object, server: ServerProcess) -> None:
+    expected = server.get("/inference/cat.jpg").json()
+    page.goto(server.url("/"))  # type: ignore[attr-defined]
+    assert '"ui"' in page.content()  # type: ignore[attr-defined]
+    page.goto(server.url("/ui"))  # type: ignore[attr-defined]
+    page.set_input_files("#file-input", str(PHOTO))  # type: ignore[attr-defined]
+    labels = page.locator("#labels li")  # type: ignore[attr-defined]
+    labels.nth(4).wait_for(timeout=60_000)
+    assert labels.count() == 5
+    names = page.locator(".label-name").all_inner_texts()  # type: ignore[attr-defined]
+    assert names == [entry["label"] for entry in expected["top_k"]]
+    percents = page.locator(".label-percent").all_inner_texts()  # type: ignore[attr-defined]
+    assert percents == [f"{entry['probability'] * 100:.1f}%" for entry in expected["top_k"]]
+    widths = [page.locator(".bar span").nth(i).evaluate("e => e.getBoundingClientRect().width") for i in range(5)]  # type: ignore[attr-defined]
+    assert widths == sorted(widths, reverse=True) and widths[0] > 0
+    assert page.locator("#preview").evaluate("img => img.naturalWidth") > 0  # type: ignore[attr-defined]
+    assert expected["class"] in page.locator("#status").inner_text()  # type: ignore[attr-defined]
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "ui-top5.png"), full_page=True)  # type: ignore[attr-defined]
+
+
+def test_drop_a_photo_onto_the_page(page: object, server: ServerProcess) -> None:
+    page.goto(server.url("/ui"))  # type: ignore[attr-defined]
+    data = list(PHOTO.read_bytes())
+    page.evaluate(  # type: ignore[attr-defined]
+        """bytes => {
+            const file = new File([new Uint8Array(bytes)], "dropped.jpg", {type: "image/jpeg"});
+            const transfer = new DataTransfer();
+            transfer.items.add(file);
+            document.getElementById("drop-zone").dispatchEvent(new DragEvent("drop", {dataTransfer: transfer, bubbles: true, cancelable: true}));
+        }""",
+        data,
+    )
+    page.locator("#labels li").nth(4).wait_for(timeout=60_000)  # type: ignore[attr-defined]
+    assert "dropped.jpg" in page.locator("#status").inner_text()  # type: ignore[attr-defined]
+
+
+def test_a_broken_file_shows_the_servers_message(page: object, server: ServerProcess, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.jpg"
+    broken.write_text("not an image")
+    page.goto(server.url("/ui"))  # type: ignore[attr-defined]
+    page.set_input_files("#file-input", str(broken))  # type: ignore[attr-defined]
+    status = page.locator("#status.error")  # type: ignore[attr-defined]
+    status.wait_for(timeout=60_000)
+    assert "not an image" in status.inner_text()
+    assert page.locator("#labels li").count() == 0  # type: ignore[attr-defined]
+
+
+def test_docs_page_renders_offline(page: object, server: ServerProcess) -> None:
+    page.goto(server.url("/docs"))  # type: ignore[attr-defined]
+    page.locator(".swagger-ui .title").wait_for(timeout=60_000)  # type: ignore[attr-defined]
+    assert "densenet-server" in page.locator(".swagger-ui .title").inner_text()  # type: ignore[attr-defined]
+    assert page.locator(".opblock").count() >= 10  # type: ignore[attr-defined]
+
+
+def test_the_page_assets_load_nothing_from_the_internet() -> None:
+    static = Path(__file__).resolve().parents[1] / "src" / "densenet_server" / "static" / "ui"
+    for asset in static.iterdir():
+        text = asset.read_text()
+        assert "http://" not in text and "https://" not in text, asset
