@@ -157,9 +157,9 @@ def test_oversize_chunked_body_without_content_length_is_413(limited_server: Ser
     assert str(BODY_LIMIT) in message
 
 
-def test_too_many_images_is_413(limited_server: ServerProcess) -> None:
+def test_too_many_images_is_400(limited_server: ServerProcess) -> None:
     files = [("file", (f"cat{i}.jpg", CAT, "image/jpeg")) for i in range(IMAGES_LIMIT + 1)]
-    message = assert_error(limited_server.post("/inference", files=files), 413, "too_many_images")
+    message = assert_error(limited_server.post("/inference", files=files), 400, "too_many_images")
     assert str(IMAGES_LIMIT) in message
     files = files[:IMAGES_LIMIT]
     response = limited_server.post("/inference", files=files)

@@ -246,7 +246,7 @@ def test_v2_too_many_images_and_oversize_body(checkpoint_path: Path) -> None:
         client = app.test_client()
         body = {"inputs": [{"name": "image", "shape": [3], "datatype": "BYTES", "data": [b64(b"x")] * 3}]}
         response = client.post(INFER, json=body)
-        assert response.status_code == 413 and "limit is 2 per request" in response.get_json()["error"]
+        assert response.status_code == 400 and "limit is 2 per request" in response.get_json()["error"]
         response = client.post(INFER, data=b"{" + b" " * 100_000 + b"}")
         assert response.status_code == 413 and "100000 bytes" in response.get_json()["error"]
     finally:

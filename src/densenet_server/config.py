@@ -80,7 +80,7 @@ class Settings:
     )
     max_images_per_request: int = _setting(
         16,
-        "Most images in one POST /inference or v2 infer request (more: 413); at most --max-queue-images.",
+        "Most images in one POST /inference or v2 infer request (more: 400); at most --max-queue-images.",
         LIMITS,
     )
 

@@ -49,6 +49,7 @@ _MODEL_NAME = {
     "required": True,
     "description": f"The model's name; this server has one, `{MODEL_NAME}` (others: 404).",
     "schema": {"type": "string"},
+    "example": MODEL_NAME,
 }
 _MODEL_VERSION = {
     "name": "model_version",
@@ -56,6 +57,7 @@ _MODEL_VERSION = {
     "required": True,
     "description": "The model's version; this server has one, `1` (others: 404).",
     "schema": {"type": "string"},
+    "example": "1",
 }
 _CLASSIFY_ERRORS = {
     "400": _error("`invalid_image` (empty, truncated, not an image) or `invalid_argument` (top_k)"),
@@ -64,6 +66,8 @@ _CLASSIFY_ERRORS = {
     "503": _error("`not_ready` (model loading), `overloaded` (queue full) or `shutting_down`", True),
     "504": _error("`deadline_exceeded`: inference did not finish within --request-timeout-s"),
 }
+# An 8x8 orange PNG: a real image, so that the example request is one the server accepts.
+_EXAMPLE_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAFUlEQVR42mM8UaHBgA0wMeAAg1MCAB4nAXgllso1AAAAAElFTkSuQmCC"
 _HEALTH_V2 = {
     "200": {"description": "true (empty body)"},
     "400": {"description": "false: the model is still loading (empty body)"},
@@ -127,15 +131,13 @@ def _v2_model_paths(prefix: str, versioned: bool) -> dict[str, Any]:
                             "example": {
                                 "id": "42",
                                 "inputs": [
-                                    {"name": "image", "shape": [1], "datatype": "BYTES", "data": ["<base64 JPEG>"]}
+                                    {"name": "image", "shape": [1], "datatype": "BYTES", "data": [_EXAMPLE_PNG]}
                                 ],
                                 "outputs": [{"name": "probabilities", "parameters": {"classification": 3}}],
                             },
                         },
-                        "application/octet-stream": {
-                            "schema": {"type": "string", "format": "binary"},
-                            "description": "JSON header then binary tensor data (needs Inference-Header-Content-Length)",
-                        },
+                        # The binary tensor data form (JSON header, then raw tensor bytes, with the
+                        # Inference-Header-Content-Length header) is described above: a body schema cannot.
                     },
                 },
                 "responses": {
@@ -146,9 +148,12 @@ def _v2_model_paths(prefix: str, versioned: bool) -> dict[str, Any]:
                             "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
                         },
                     },
-                    "400": _v2_error("A malformed request, an unknown input or output, or an unreadable image"),
+                    "400": _v2_error(
+                        "A malformed request, an unknown input or output, an unreadable image, or more images "
+                        "than --max-images-per-request"
+                    ),
                     "404": _v2_error("No such model (or version)"),
-                    "413": _v2_error("The body is larger than --max-body-bytes, or too many images"),
+                    "413": _v2_error("The body is larger than --max-body-bytes"),
                     "503": _v2_error("The model is loading, the queue is full, or the server is stopping"),
                     "504": _v2_error("Inference did not finish within --request-timeout-s"),
                 },
@@ -364,6 +369,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                         "required": True,
                         "description": "Path inside the images folder (sub-folders allowed; never outside it)",
                         "schema": {"type": "string"},
+                        "example": "cat.jpg",
                     },
                     _TOP_K,
                 ],
@@ -395,7 +401,12 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                                 "type": "object",
                                 "required": ["file"],
                                 "properties": {
-                                    "file": {"type": "array", "items": {"type": "string", "format": "binary"}}
+                                    "file": {
+                                        "type": "array",
+                                        "items": {"type": "string", "format": "binary"},
+                                        "minItems": 1,
+                                        "maxItems": settings.max_images_per_request,
+                                    }
                                 },
                             },
                             "encoding": {"file": {"contentType": "image/*, application/octet-stream"}},
@@ -410,10 +421,11 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                         "One image: its classification; several: their results in order",
                     ),
                     **_CLASSIFY_ERRORS,
-                    "400": _error("`missing_file` (no image in the request), `invalid_image` or `invalid_argument`"),
-                    "413": _error(
-                        "`payload_too_large` (body over --max-body-bytes), `too_many_images` or `image_too_large`"
+                    "400": _error(
+                        "`missing_file` (no image in the request), `too_many_images` (more than "
+                        "--max-images-per-request), `invalid_image` or `invalid_argument`"
                     ),
+                    "413": _error("`payload_too_large` (body over --max-body-bytes) or `image_too_large`"),
                     "415": _error("`unsupported_media_type` (not multipart, image/* or octet-stream) or `unsupported_image_format`"),
                 },
             }

@@ -65,7 +65,7 @@ def _uploaded_images() -> list[tuple[str, bytes]]:
             raise ApiError(400, "missing_file", f"the form has no '{FILE_FIELD}' part with an image")
         if len(parts) > settings.max_images_per_request:
             raise ApiError(
-                413,
+                400,
                 "too_many_images",
                 f"the request holds {len(parts)} images; the limit is {settings.max_images_per_request} "
                 "per request (--max-images-per-request)",

@@ -169,7 +169,7 @@ def infer(model_name: str, model_version: str | None = None) -> Response:
     parsed = parse_infer_request(body, request.headers.get(HEADER_LENGTH), NUM_CLASSES)
     if parsed.rows > settings.max_images_per_request:
         raise V2Error(
-            413,
+            400,
             f"the request holds {parsed.rows} images; the limit is {settings.max_images_per_request} "
             "per request (--max-images-per-request)",
         )
