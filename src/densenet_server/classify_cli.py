@@ -14,6 +14,7 @@ import json
 import logging
 import sys
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -57,19 +58,35 @@ def _batches(files: list[Path], size: int) -> Iterator[list[Path]]:
         yield files[start : start + size]
 
 
+def _prepare(classifier: Classifier, path: Path) -> np.ndarray | Exception:
+    try:
+        return classifier.prepare(path.read_bytes())
+    except (OSError, ImageError) as exc:
+        return exc
+
+
 def classify_files(
-    classifier: Classifier, files: list[Path], top_k: int, batch_size: int, progress: bool = True
+    classifier: Classifier,
+    files: list[Path],
+    top_k: int,
+    batch_size: int,
+    progress: bool = True,
+    decode_threads: int = 2,
 ) -> list[Outcome]:
     outcomes: list[Outcome] = []
-    with tqdm(total=len(files), unit="image", disable=not progress, file=sys.stderr) as bar:
+    with (
+        tqdm(total=len(files), unit="image", disable=not progress, file=sys.stderr) as bar,
+        ThreadPoolExecutor(decode_threads, thread_name_prefix="decode") as decoders,
+    ):
         for batch in _batches(files, batch_size):
             prepared: list[tuple[Path, np.ndarray]] = []
-            for path in batch:
-                try:
-                    prepared.append((path, classifier.prepare(path.read_bytes())))
-                except (OSError, ImageError) as exc:
-                    log.warning("skipping %s: %s", path, exc)
-                    outcomes.append(Outcome(str(path), error=str(exc)))
+            # Decoding and resizing run in parallel threads (Pillow releases the GIL).
+            for path, pixels in zip(batch, decoders.map(lambda path: _prepare(classifier, path), batch)):
+                if isinstance(pixels, Exception):
+                    log.warning("skipping %s: %s", path, pixels)
+                    outcomes.append(Outcome(str(path), error=str(pixels)))
+                else:
+                    prepared.append((path, pixels))
             if prepared:
                 probabilities = classifier.probabilities(np.stack([pixels for _, pixels in prepared]))
                 for (path, _), row in zip(prepared, probabilities):
@@ -112,12 +129,13 @@ def run(
     top_k: int,
     batch_size: int,
     progress: bool = True,
+    decode_threads: int = 2,
 ) -> int:
     """Classify, write the results; exit status 1 if any file failed (or none was found), else 0."""
     files, missing = collect_files(paths)
     for outcome in missing:
         log.warning("skipping %s: %s", outcome.file, outcome.error)
-    outcomes = missing + classify_files(classifier, files, top_k, batch_size, progress)
+    outcomes = missing + classify_files(classifier, files, top_k, batch_size, progress, decode_threads)
     writer = write_json if output is not None and output.suffix.lower() == ".json" else write_csv
     if output is None:
         writer(outcomes, sys.stdout)

@@ -61,7 +61,10 @@ def _classify(settings: Settings, args: argparse.Namespace) -> int:
     from .classify_cli import run
 
     classifier = build_classifier(settings)
-    return run(classifier, args.paths, args.output, args.top_k, settings.max_batch_size, progress=not args.no_progress)
+    return run(
+        classifier, args.paths, args.output, args.top_k, settings.max_batch_size,
+        progress=not args.no_progress, decode_threads=settings.effective_threads(),
+    )
 
 
 def _top_k(raw: str) -> int:

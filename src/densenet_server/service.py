@@ -9,6 +9,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,8 @@ class InferenceService:
         self._batcher: Batcher | None = None
         self.load_seconds: float | None = None
         self.metrics = Metrics()
+        # Decodes the images of one multi-image request in parallel (Pillow releases the GIL).
+        self._decoders: ThreadPoolExecutor | None = None
 
     @property
     def ready(self) -> bool:
@@ -77,6 +80,7 @@ class InferenceService:
             on_batch=self.metrics.observe_batch,
         )
         self.metrics.track_queue_depth(lambda batcher=self._batcher: batcher.queued_images)
+        self._decoders = ThreadPoolExecutor(settings.effective_threads(), thread_name_prefix="decode")
         self._classifier = classifier
         self.load_seconds = time.monotonic() - started
         self.metrics.model_load_seconds.set(self.load_seconds)
@@ -95,18 +99,26 @@ class InferenceService:
         The readable images go to the batcher in one submit, so a multi-image request batches as a whole.
         """
         classifier = self.classifier
-        prepared: list[np.ndarray | ImageError] = []
-        for data in images:
-            try:
-                prepared.append(self.prepare(data))
-            except ImageError as exc:
-                prepared.append(exc)
+        prepared = self.prepare_many(images)
         readable = [pixels for pixels in prepared if isinstance(pixels, np.ndarray)]
         rows = iter(self.probabilities(np.stack(readable)) if readable else [])
         return [
             classifier.answer(next(rows), top_k) if isinstance(pixels, np.ndarray) else pixels
             for pixels in prepared
         ]
+
+    def prepare_many(self, images: Sequence[bytes]) -> list[np.ndarray | ImageError]:
+        """Each image preprocessed, or the ImageError that refused it, in order; decoded in parallel."""
+
+        def prepare_or_error(data: bytes) -> np.ndarray | ImageError:
+            try:
+                return self.prepare(data)
+            except ImageError as exc:
+                return exc
+
+        if len(images) == 1 or self._decoders is None:
+            return [prepare_or_error(data) for data in images]
+        return list(self._decoders.map(prepare_or_error, images))
 
     def prepare(self, data: bytes) -> np.ndarray:
         """Encoded image -> float32 [3, 224, 224]; raises decoding.ImageError for bad input."""
@@ -139,3 +151,5 @@ class InferenceService:
         self._ready.clear()
         if self._batcher is not None:
             self._batcher.stop(self.settings.request_timeout_s)
+        if self._decoders is not None:
+            self._decoders.shutdown(wait=False)

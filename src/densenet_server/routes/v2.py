@@ -191,11 +191,9 @@ def _pixels_of(inputs: list[tuple[str, list[bytes] | np.ndarray]]) -> np.ndarray
         if isinstance(rows, np.ndarray):
             blocks.append(rows)
             continue
-        prepared = []
-        for index, data in enumerate(rows):
-            try:
-                prepared.append(service().prepare(data))
-            except ImageError as exc:
-                raise V2Error(400, f"input '{name}' element {index}: {exc}") from exc
+        prepared = service().prepare_many(rows)
+        for index, pixels in enumerate(prepared):
+            if isinstance(pixels, ImageError):
+                raise V2Error(400, f"input '{name}' element {index}: {pixels}") from pixels
         blocks.append(np.stack(prepared))
     return np.concatenate(blocks)
