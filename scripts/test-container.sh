@@ -141,7 +141,10 @@ container, local = (json.load(open(path)) for path in sys.argv[1:3])
 indices = [[entry["index"] for entry in answer["top_k"]] for answer in (container, local)]
 diff = max(abs(a["probability"] - b["probability"]) for a, b in zip(container["top_k"], local["top_k"]))
 print(f"top-k container {indices[0]} local {indices[1]}; largest probability difference {diff:.2e}")
-if indices[0] != indices[1] or container["weights"] != local["weights"]:
+# "weights" names the file and its SHA-256 prefix; the file names differ (baked vs local), the hash must not.
+hashes = [answer["weights"].rsplit("sha256:", 1)[-1] for answer in (container, local)]
+print(f"weights sha256 container {hashes[0]} local {hashes[1]}")
+if indices[0] != indices[1] or hashes[0] != hashes[1]:
     sys.exit("FAIL: the container's answer differs from the local server's")
 PY
 
