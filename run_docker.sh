@@ -15,6 +15,8 @@ if [ -z "$engine" ]; then
 fi
 image=${IMAGE:-densenet-server:latest}
 port=${PORT:-5000}
+# HOST_IP=127.0.0.1 publishes on loopback only (default: every interface, like `docker run -p 5000:5000`).
+publish=${HOST_IP:+$HOST_IP:}$port:5000
 set -- --build-arg "BASE_IMAGE=${BASE_IMAGE:-python:3.11-slim}"
 [ -n "${WEIGHTS_FILE:-}" ] && set -- "$@" --build-arg "WEIGHTS_FILE=$WEIGHTS_FILE"
 # podman keeps HEALTHCHECK only in the docker image format.
@@ -25,4 +27,4 @@ echo
 echo "Starting $image on port $port (Ctrl-C stops it). Try, from another terminal:"
 echo "    curl http://localhost:$port/inference/cat.jpg"
 echo
-exec "$engine" run --rm -p "$port:5000" -v "$PWD/images:/app/images:ro" --name densenet-server "$image"
+exec "$engine" run --rm -p "$publish" -v "$PWD/images:/app/images:ro" --name densenet-server "$image"

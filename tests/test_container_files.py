@@ -100,7 +100,8 @@ def test_run_docker_script_builds_and_runs_with_a_read_only_images_mount() -> No
     script = (ROOT / "run_docker.sh").read_text()
     assert "CONTAINER_ENGINE" in script and "docker" in script and "podman" in script
     assert '-v "$PWD/images:/app/images:ro"' in script
-    assert '-p "$port:5000"' in script and "port=${PORT:-5000}" in script
+    assert '-p "$publish"' in script and "publish=${HOST_IP:+$HOST_IP:}$port:5000" in script
+    assert "port=${PORT:-5000}" in script
     assert "curl http://localhost:$port/inference/cat.jpg" in script
     assert "--format docker" in script  # podman drops HEALTHCHECK otherwise
 
