@@ -1,0 +1,129 @@
+"""A small closed-loop HTTP load generator for the benchmark and soak commands (not used by the server).
+
+``concurrency`` clients each send one request, wait for its answer, and send the next, until the time
+budget or the request budget is spent. Every answer is counted by status, so non-2xx answers and
+connection failures are never hidden in a throughput figure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+import numpy as np
+
+
+@dataclass(frozen=True)
+class RequestSpec:
+    method: str
+    path: str
+    content: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    # Counted as images for img/s: a multi-image upload counts each of its images.
+    images: int = 1
+
+
+# Given the running request number, the request to send (so callers can cycle through images).
+RequestFactory = Callable[[int], RequestSpec]
+
+CONNECTION_ERROR = "connection_error"
+TIMEOUT = "timeout"
+
+
+@dataclass
+class LoadResult:
+    concurrency: int
+    seconds: float = 0.0
+    latencies_s: list[float] = field(default_factory=list)
+    statuses: Counter[str] = field(default_factory=Counter)
+    images_ok: int = 0
+
+    @property
+    def requests(self) -> int:
+        return sum(self.statuses.values())
+
+    @property
+    def ok(self) -> int:
+        return sum(count for status, count in self.statuses.items() if status.startswith("2"))
+
+    @property
+    def failed(self) -> int:
+        """Every answer that is not 2xx, plus connection errors and client timeouts."""
+        return self.requests - self.ok
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images_ok / self.seconds if self.seconds else 0.0
+
+    def latency_ms(self, percentile: float) -> float:
+        """Latency of the successful requests at ``percentile`` (0-100), in milliseconds."""
+        if not self.latencies_s:
+            return float("nan")
+        return float(np.percentile(np.asarray(self.latencies_s), percentile) * 1000.0)
+
+
+async def _client_loop(
+    client: httpx.AsyncClient,
+    make_request: RequestFactory,
+    counter: list[int],
+    deadline: float,
+    max_requests: int | None,
+    result: LoadResult,
+) -> None:
+    while time.monotonic() < deadline and (max_requests is None or counter[0] < max_requests):
+        spec = make_request(counter[0])
+        counter[0] += 1
+        started = time.perf_counter()
+        try:
+            response = await client.request(spec.method, spec.path, content=spec.content, headers=spec.headers)
+            await response.aread()
+        except httpx.TimeoutException:
+            result.statuses[TIMEOUT] += 1
+            continue
+        except httpx.TransportError:
+            result.statuses[CONNECTION_ERROR] += 1
+            # A refused connection returns at once; don't spin on a server that is down.
+            await asyncio.sleep(0.05)
+            continue
+        status = str(response.status_code)
+        result.statuses[status] += 1
+        if status.startswith("2"):
+            result.latencies_s.append(time.perf_counter() - started)
+            result.images_ok += spec.images
+
+
+async def run_load_async(
+    base_url: str,
+    make_request: RequestFactory,
+    concurrency: int,
+    duration_s: float,
+    max_requests: int | None = None,
+    timeout_s: float = 60.0,
+) -> LoadResult:
+    result = LoadResult(concurrency)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=timeout_s) as client:
+        counter = [0]
+        started = time.monotonic()
+        deadline = started + duration_s
+        await asyncio.gather(
+            *(_client_loop(client, make_request, counter, deadline, max_requests, result) for _ in range(concurrency))
+        )
+        result.seconds = time.monotonic() - started
+    return result
+
+
+def run_load(
+    base_url: str,
+    make_request: RequestFactory,
+    concurrency: int,
+    duration_s: float,
+    max_requests: int | None = None,
+    timeout_s: float = 60.0,
+) -> LoadResult:
+    """Drive ``base_url`` with ``concurrency`` closed-loop clients for at most ``duration_s`` seconds."""
+    return asyncio.run(run_load_async(base_url, make_request, concurrency, duration_s, max_requests, timeout_s))

@@ -1,0 +1,53 @@
+"""The benchmark's load generator counts every answer by status and measures only successes."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask, request
+from werkzeug.serving import make_server
+
+from densenet_server.loadgen import CONNECTION_ERROR, RequestSpec, run_load
+from support.server_process import free_port
+
+
+@pytest.fixture()
+def tiny_server() -> Iterator[str]:
+    app = Flask(__name__)
+
+    @app.post("/echo")
+    def echo() -> tuple[str, int]:
+        # Every third request (by its number in the body) is refused, like an overloaded server.
+        number = int(request.get_data())
+        return ("no", 503) if number % 3 == 2 else ("ok", 200)
+
+    port = free_port()
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{port}"
+    server.shutdown()
+
+
+def test_counts_statuses_and_images(tiny_server: str) -> None:
+    result = run_load(
+        tiny_server, lambda n: RequestSpec("POST", "/echo", str(n).encode(), images=2), concurrency=4,
+        duration_s=30, max_requests=30,
+    )
+    assert result.requests == 30
+    assert result.statuses == {"200": 20, "503": 10}
+    assert (result.ok, result.failed, result.images_ok) == (20, 10, 40)
+    assert len(result.latencies_s) == 20
+    assert 0 < result.latency_ms(50) <= result.latency_ms(99)
+    assert result.images_per_s > 0
+
+
+def test_a_server_that_is_not_there_counts_as_connection_errors() -> None:
+    result = run_load(
+        f"http://127.0.0.1:{free_port()}", lambda n: RequestSpec("GET", "/"), concurrency=2, duration_s=5,
+        max_requests=4,
+    )
+    assert result.statuses == {CONNECTION_ERROR: 4}
+    assert result.ok == 0 and result.failed == 4
