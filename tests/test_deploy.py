@@ -117,6 +117,6 @@ def test_kserve_runtime_container_is_a_valid_pod_container(kserve: dict[str, dic
 
 
 def test_server_model_name_matches_the_inference_service() -> None:
-    from densenet_server.model import MODEL_NAME
+    from densenet_server.weights import MODEL_NAME
 
     assert _by_kind(_documents(KSERVE_DIR))["InferenceService"]["metadata"]["name"] == MODEL_NAME

@@ -6,13 +6,18 @@ import pytest
 import torch
 from torch import nn
 
-from densenet_server.model import (
+from torchvision.models import DenseNet121_Weights
+
+from densenet_server.model import load_local_weights, remap_legacy_keys
+from densenet_server.weights import (
     CATEGORIES,
+    PUBLISHED_ID,
     PUBLISHED_SHA256_PREFIX,
+    PUBLISHED_URL,
     WeightsError,
+    WeightsInfo,
     file_sha256,
-    load_local_weights,
-    remap_legacy_keys,
+    local_weights_info,
 )
 
 
@@ -79,5 +84,24 @@ def test_other_architecture_is_refused(tmp_path: Path) -> None:
         load_local_weights(path)
 
 
-def test_published_hash_prefix_comes_from_torchvision() -> None:
+def test_torch_free_constants_equal_torchvision() -> None:
+    """weights.py restates torchvision's facts so the server can run without torch; they must agree."""
+    published = DenseNet121_Weights.IMAGENET1K_V1
+    assert CATEGORIES == list(published.meta["categories"])
+    assert PUBLISHED_URL == published.url
+    assert PUBLISHED_ID == f"{type(published).__name__}.{published.name}"
     assert PUBLISHED_SHA256_PREFIX == "a639ec97"
+
+
+def test_a_file_with_the_published_hash_prefix_is_reported_as_published(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "densenet121-a639ec97.pth"
+    path.write_bytes(b"x")
+    monkeypatch.setattr("densenet_server.weights.PUBLISHED_SHA256_PREFIX", file_sha256(path)[:8])
+    info = local_weights_info(path)
+    assert info == WeightsInfo(PUBLISHED_ID, True, file_sha256(path))
+    assert info.warning is None
+
+
+def test_weights_info_round_trips_through_a_dict() -> None:
+    info = WeightsInfo("file x.pth sha256:0123", False, "0123" * 16)
+    assert WeightsInfo.from_dict(info.to_dict()) == info

@@ -67,7 +67,7 @@ def test_health_and_metadata_through_tritonclient(client: triton.InferenceServer
     metadata = client.get_model_metadata(MODEL)
     assert metadata == client.get_model_metadata(MODEL, model_version="1")
     assert metadata["name"] == MODEL and metadata["versions"] == ["1"]
-    assert metadata["platform"] == "pytorch_libtorch"
+    assert metadata["platform"] == "onnxruntime_onnx"  # the default backend
     assert {"name": "image", "datatype": "BYTES", "shape": [-1]} in metadata["inputs"]
     assert {"name": "pixels", "datatype": "FP32", "shape": [-1, 3, 224, 224]} in metadata["inputs"]
     assert metadata["outputs"] == [{"name": "probabilities", "datatype": "FP32", "shape": [-1, 1000]}]

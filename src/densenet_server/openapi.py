@@ -10,7 +10,7 @@ from typing import Any
 
 from . import __version__
 from .config import Settings
-from .model import MODEL_NAME
+from .weights import MODEL_NAME
 from .postprocess import NUM_CLASSES
 
 JSON = "application/json"
@@ -200,7 +200,7 @@ def _schemas() -> dict[str, Any]:
         },
         "Classification": {
             "type": "object",
-            "required": ["class", "index", "probability", "top_k", "model", "weights", "weights_published"],
+            "required": ["class", "index", "probability", "top_k", "model", "weights", "weights_published", "backend", "precision"],
             "properties": {
                 "class": {"type": "string", "description": "The most probable class's label"},
                 "index": {"type": "integer"},
@@ -209,6 +209,8 @@ def _schemas() -> dict[str, Any]:
                 "model": {"type": "string", "const": MODEL_NAME},
                 "weights": {"type": "string"},
                 "weights_published": {"type": "boolean"},
+                "backend": {"type": "string", "enum": ["onnxruntime", "torch"]},
+                "precision": {"type": "string", "enum": ["fp32", "bf16"], "description": "fp32 unless reduced precision was switched on"},
                 "warning": {"type": "string", "description": "Present when the weights are not the published ones"},
             },
         },

@@ -1,0 +1,125 @@
+"""Choose and build the backend for the settings: which engine, which model file, which weights.
+
+onnxruntime is the default for fp32: it is the fastest fp32 backend here (docs/performance.md) and needs
+no PyTorch at run time. Its model is either a file given with --onnx-model, or an export of --weights
+(or of the published weights) kept in the cache folder under the weights' hash, made and verified against
+PyTorch on first use. Only that first export, the torch backend and bf16 need PyTorch.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import AUTO, Settings
+from ..weights import (
+    MODEL_NAME,
+    PUBLISHED_SHA256_PREFIX,
+    PUBLISHED_WEIGHTS_INFO,
+    WeightsError,
+    WeightsInfo,
+    local_weights_info,
+)
+from .base import FP32, Backend
+from .onnx_backend import EXPORT_FORMAT, OPSET
+
+log = logging.getLogger(__name__)
+
+ONNXRUNTIME = "onnxruntime"
+TORCH = "torch"
+
+
+@dataclass(frozen=True)
+class LoadedBackend:
+    backend: Backend
+    weights: WeightsInfo
+
+
+def chosen_backend(settings: Settings) -> str:
+    if settings.backend != AUTO:
+        return settings.backend
+    return ONNXRUNTIME if settings.precision == FP32 else TORCH
+
+
+def torch_missing(purpose: str) -> WeightsError:
+    return WeightsError(
+        f"{purpose} needs PyTorch, which is not installed: install the 'torch' extra "
+        "(pip install 'densenet-server[torch]'), or serve an ONNX file made by `densenet-server export` "
+        "with --onnx-model"
+    )
+
+
+def _weights_identity(settings: Settings) -> WeightsInfo:
+    if settings.weights is None:
+        return PUBLISHED_WEIGHTS_INFO
+    return local_weights_info(settings.weights, settings.weights_sha256)
+
+
+def cached_export_path(settings: Settings, weights: WeightsInfo) -> Path:
+    """One file per weights hash and exporter version, so a new checkpoint or torch never reuses a stale export."""
+    key = weights.sha256[:16] if weights.sha256 else f"published-{PUBLISHED_SHA256_PREFIX}"
+    try:
+        torch_version = importlib.metadata.version("torch").split("+")[0]
+    except importlib.metadata.PackageNotFoundError:
+        torch_version = "none"
+    name = f"{MODEL_NAME}-{key}-torch{torch_version}-opset{OPSET}-v{EXPORT_FORMAT}.onnx"
+    return settings.effective_cache_dir() / name
+
+
+def _load_onnx(settings: Settings) -> LoadedBackend:
+    from .onnx_backend import OnnxBackend
+
+    threads = settings.effective_threads()
+    if settings.onnx_model is not None:
+        backend = OnnxBackend(settings.onnx_model, threads)
+        if not backend.export_info:
+            log.warning("%s was not made by `densenet-server export`: its weights are unverified", settings.onnx_model)
+        return LoadedBackend(backend, backend.weights)
+    weights = _weights_identity(settings)
+    path = cached_export_path(settings, weights)
+    if path.is_file():
+        try:
+            backend = OnnxBackend(path, threads)
+            if backend.weights.sha256 == weights.sha256:
+                log.info("using the cached ONNX export %s", path)
+                return LoadedBackend(backend, weights)
+            log.warning("the cached export %s holds other weights; exporting again", path)
+        except WeightsError as exc:
+            log.warning("the cached export %s is unusable (%s); exporting again", path, exc)
+    try:
+        from ..model import load_model
+        from .onnx_export import export_onnx
+    except ImportError as exc:
+        raise torch_missing("exporting the model to ONNX") from exc
+    loaded = load_model(settings.weights, settings.weights_sha256)
+    export_onnx(loaded.module, loaded.weights, path, threads)
+    return LoadedBackend(OnnxBackend(path, threads), loaded.weights)
+
+
+def _load_torch(settings: Settings) -> LoadedBackend:
+    try:
+        from ..model import load_model
+        from .torch_backend import TorchBackend
+    except ImportError as exc:
+        raise torch_missing("the torch backend") from exc
+    loaded = load_model(settings.weights, settings.weights_sha256)
+    backend = TorchBackend(loaded.module, settings.effective_threads(), settings.precision)
+    return LoadedBackend(backend, loaded.weights)
+
+
+def load_backend(settings: Settings) -> LoadedBackend:
+    """The backend the settings ask for, ready to predict; logs what it serves and how."""
+    name = chosen_backend(settings)
+    if name == ONNXRUNTIME and settings.precision != FP32:
+        raise WeightsError(f"the onnxruntime backend runs in fp32 only; use --backend torch for {settings.precision}")
+    loaded = _load_onnx(settings) if name == ONNXRUNTIME else _load_torch(settings)
+    loaded.weights.log()
+    if loaded.backend.precision != FP32:
+        log.warning(
+            "reduced precision %s is on: probabilities differ from fp32 (see docs/performance.md)",
+            loaded.backend.precision,
+        )
+    log.info("backend: %s (%s)", loaded.backend.name, loaded.backend.precision)
+    return loaded

@@ -1,0 +1,64 @@
+"""The fast backend: an ONNX export of the same torchvision model, run by ONNX Runtime. Needs no PyTorch.
+
+An export made by `densenet-server export` (or the server's own export cache) carries the identity of
+its weights and the result of its verification against PyTorch in the ONNX file's metadata, so a file on
+its own tells the server what it serves.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from ..weights import WeightsError, WeightsInfo, file_sha256
+from .base import FP32
+
+# Keys of the ONNX file's metadata_props written by onnx_export.py.
+META_WEIGHTS = "densenet_server.weights"
+META_EXPORT = "densenet_server.export"
+# How exports are made; bumped whenever that changes, so cached exports of an older server are not reused.
+EXPORT_FORMAT = 1
+OPSET = 18
+
+
+class OnnxBackend:
+    name = "onnxruntime"
+    precision = FP32
+
+    def __init__(self, model_path: Path, threads: int) -> None:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        # One graph, run by one batcher thread: parallelism inside operators, none between them.
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # ORT raises its own exception types for unreadable or invalid models
+            raise WeightsError(f"{model_path} is not an ONNX model ONNX Runtime can load: {exc}") from exc
+        inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
+        if len(inputs) != 1 or inputs[0].shape[1:] != [3, 224, 224] or outputs[0].shape[1:] != [1000]:
+            raise WeightsError(
+                f"{model_path} does not take [N, 3, 224, 224] pixels to [N, 1000] logits "
+                f"(inputs {[i.shape for i in inputs]}, outputs {[o.shape for o in outputs]})"
+            )
+        self._input = inputs[0].name
+        self._output = outputs[0].name
+        metadata = self._session.get_modelmeta().custom_metadata_map
+        self.export_info: dict[str, object] = json.loads(metadata.get(META_EXPORT, "{}"))
+        self.weights = self._weights_info(model_path, metadata)
+
+    @staticmethod
+    def _weights_info(model_path: Path, metadata: dict[str, str]) -> WeightsInfo:
+        if META_WEIGHTS in metadata:
+            return WeightsInfo.from_dict(json.loads(metadata[META_WEIGHTS]))
+        # Somebody else's export: we cannot tell which weights it holds, so it never passes as published.
+        sha256 = file_sha256(model_path)
+        return WeightsInfo(f"onnx {model_path.name} sha256:{sha256[:16]}", False, None)
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        inputs = np.ascontiguousarray(batch, dtype=np.float32)
+        return self._session.run([self._output], {self._input: inputs})[0]

@@ -1,0 +1,150 @@
+"""Every backend computes torchvision's probabilities; the ONNX export is verified, cached and torch-free."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from support.reference import reference_probabilities
+from torch import nn
+
+from densenet_server.backends import load_backend
+from densenet_server.backends.loading import cached_export_path, chosen_backend
+from densenet_server.backends.onnx_backend import OnnxBackend
+from densenet_server.backends.onnx_export import ExportError, export_onnx
+from densenet_server.classifier import Classifier
+from densenet_server.config import Settings
+from densenet_server.weights import WeightsError, WeightsInfo, file_sha256
+
+PARITY_TOLERANCE = 1e-4
+
+
+@pytest.fixture(scope="module")
+def settings(checkpoint_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return Settings(weights=checkpoint_path, cache_dir=tmp_path_factory.mktemp("cache"), threads=2)
+
+
+@pytest.fixture(scope="module")
+def expected(reference_model: nn.Module, photos: list[Path]) -> np.ndarray:
+    return reference_probabilities(reference_model, photos)
+
+
+def served_probabilities(settings: Settings, photos: list[Path], batch_size: int = 8) -> np.ndarray:
+    classifier = Classifier(load_backend(settings), settings.max_image_pixels)
+    rows = []
+    for start in range(0, len(photos), batch_size):
+        batch = np.stack([classifier.prepare(p.read_bytes()) for p in photos[start : start + batch_size]])
+        rows.append(classifier.probabilities(batch))
+    return np.concatenate(rows)
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "torch"])
+def test_fp32_backends_equal_the_torchvision_reference(
+    settings: Settings, photos: list[Path], expected: np.ndarray, backend: str
+) -> None:
+    served = served_probabilities(dataclasses.replace(settings, backend=backend), photos)
+    assert np.abs(served - expected).max() < PARITY_TOLERANCE
+    assert np.array_equal(served.argmax(axis=1), expected.argmax(axis=1))
+
+
+def test_bf16_is_opt_in_reported_and_close(settings: Settings, photos: list[Path], expected: np.ndarray) -> None:
+    bf16 = dataclasses.replace(settings, precision="bf16")
+    loaded = load_backend(bf16)
+    assert (loaded.backend.name, loaded.backend.precision) == ("torch", "bf16")
+    served = served_probabilities(bf16, photos[:16])
+    # Reduced precision moves probabilities by far more than fp32's 1e-4 (the figure is in
+    # docs/performance.md), but it must still be the same model.
+    assert np.abs(served - expected[:16]).max() < 0.25
+    assert (served.argmax(axis=1) == expected[:16].argmax(axis=1)).mean() >= 0.75
+
+
+def test_defaults_choose_onnxruntime_in_fp32() -> None:
+    assert Settings().precision == "fp32"
+    assert chosen_backend(Settings()) == "onnxruntime"
+    assert chosen_backend(Settings(precision="bf16")) == "torch"
+
+
+def test_onnxruntime_refuses_reduced_precision(settings: Settings) -> None:
+    with pytest.raises(WeightsError, match="fp32 only"):
+        load_backend(dataclasses.replace(settings, backend="onnxruntime", precision="bf16"))
+
+
+def test_export_is_cached_under_the_weights_hash_and_loads_without_torch(settings: Settings, checkpoint_path: Path) -> None:
+    loaded = load_backend(settings)
+    path = cached_export_path(settings, loaded.weights)
+    assert path.is_file() and file_sha256(checkpoint_path)[:16] in path.name
+    assert loaded.weights.sha256 == file_sha256(checkpoint_path)
+    code = (
+        "import logging, sys; from pathlib import Path; from densenet_server.backends import load_backend; "
+        "logging.basicConfig(level=logging.INFO); "
+        "from densenet_server.config import Settings; "
+        f"loaded = load_backend(Settings(weights=Path({str(checkpoint_path)!r}), cache_dir=Path({str(settings.cache_dir)!r}))); "
+        "assert 'torch' not in sys.modules, 'torch was imported'; print(loaded.backend.name, loaded.weights.id)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split()[0] == "onnxruntime"
+    assert "using the cached ONNX export" in result.stderr
+
+
+def test_a_corrupt_cache_entry_is_exported_again(settings: Settings, tmp_path: Path) -> None:
+    fresh = dataclasses.replace(settings, cache_dir=tmp_path)
+    path = cached_export_path(fresh, load_backend(settings).weights)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"not an onnx file")
+    loaded = load_backend(fresh)
+    assert loaded.backend.name == "onnxruntime"
+    assert path.stat().st_size > 1_000_000
+
+
+def test_the_export_records_its_weights_and_verification(settings: Settings) -> None:
+    loaded = load_backend(settings)
+    backend = OnnxBackend(cached_export_path(settings, loaded.weights), threads=1)
+    assert backend.weights == loaded.weights
+    assert backend.export_info["verified_max_probability_diff"] < PARITY_TOLERANCE
+    assert backend.export_info["torch"] == torch.__version__
+
+
+def test_an_export_that_computes_something_else_is_refused(
+    reference_model: nn.Module, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import densenet_server.backends.onnx_export as onnx_export
+
+    write_onnx = onnx_export._write_onnx
+
+    def write_a_different_model(module: nn.Module, target: Path) -> None:
+        other = type(module)()
+        other.load_state_dict(module.state_dict())
+        with torch.no_grad():
+            other.classifier.bias.add_(torch.linspace(-5, 5, 1000))
+        write_onnx(other.eval(), target)
+
+    monkeypatch.setattr(onnx_export, "_write_onnx", write_a_different_model)
+    target = tmp_path / "model.onnx"
+    with pytest.raises(ExportError, match="differs from PyTorch"):
+        export_onnx(reference_model, WeightsInfo("x", False, None), target)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_onnx_file_from_elsewhere_is_served_as_unverified(reference_model: nn.Module, tmp_path: Path) -> None:
+    path = tmp_path / "foreign.onnx"
+    onnx_export_module = __import__("densenet_server.backends.onnx_export", fromlist=["_write_onnx"])
+    onnx_export_module._write_onnx(reference_model, path)
+    loaded = load_backend(Settings(onnx_model=path, threads=1))
+    assert loaded.weights.published is False
+    assert loaded.weights.id.startswith("onnx foreign.onnx sha256:")
+
+
+def test_an_onnx_file_of_another_shape_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "linear.onnx"
+    torch.onnx.export(nn.Linear(3, 2), (torch.zeros(1, 3),), str(path), dynamo=False)
+    with pytest.raises(WeightsError, match=r"\[N, 3, 224, 224\]"):
+        OnnxBackend(path, threads=1)
+    not_onnx = tmp_path / "text.onnx"
+    not_onnx.write_text("hello")
+    with pytest.raises(WeightsError, match="not an ONNX model"):
+        OnnxBackend(not_onnx, threads=1)
