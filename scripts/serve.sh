@@ -3,5 +3,6 @@
 # e.g. scripts/serve.sh --weights densenet121.pth
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/bootstrap.sh
+# The torch extra: the first start exports the published weights to ONNX (then cached) and verifies it.
+scripts/bootstrap.sh torch
 exec .venv/bin/densenet-server serve "$@"

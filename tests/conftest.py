@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from collections.abc import Iterator
@@ -76,6 +77,19 @@ def server(checkpoint_path: Path, images_dir: Path) -> Iterator[ServerProcess]:
     """The real `densenet-server serve` on 127.0.0.1 and a free port, ready to answer."""
     with ServerProcess.start(["--weights", str(checkpoint_path), "--images-dir", str(images_dir)]) as process:
         yield process
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _export_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every server and classifier of the session shares one ONNX export cache, never the user's own."""
+    cache = tmp_path_factory.mktemp("export-cache")
+    previous = os.environ.get("DENSENET_CACHE_DIR")
+    os.environ["DENSENET_CACHE_DIR"] = str(cache)
+    yield cache
+    if previous is None:
+        del os.environ["DENSENET_CACHE_DIR"]
+    else:
+        os.environ["DENSENET_CACHE_DIR"] = previous
 
 
 @pytest.fixture(autouse=True, scope="session")

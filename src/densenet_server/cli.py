@@ -1,4 +1,4 @@
-"""The `densenet-server` command: serve | classify | evaluate | config."""
+"""The `densenet-server` command: serve | classify | evaluate | export | bench | config."""
 
 from __future__ import annotations
 
@@ -20,26 +20,15 @@ def _configure_logging(level: str) -> None:
     )
 
 
-def build_classifier(settings: Settings):  # type: ignore[no-untyped-def]
-    """An in-process classifier for the commands that need no server."""
-    from .backends import TorchBackend
-    from .classifier import Classifier
-    from .model import load_model
-
-    loaded = load_model(settings.weights, settings.weights_sha256)
-    return Classifier(loaded, TorchBackend(loaded.module, settings.effective_threads()), settings.max_image_pixels)
-
-
 def _serve(settings: Settings, _: argparse.Namespace) -> int:
-    from .model import WeightsError, file_sha256
     from .server import serve
+    from .weights import WeightsError, local_weights_info
 
-    # Fail here, with a clear message and exit status, on what can be checked without loading torch.
+    # Fail here, with a clear message and exit status, on what can be checked before the worker starts.
     if settings.weights is not None:
-        if not settings.weights.is_file():
-            raise WeightsError(f"weights file {settings.weights} does not exist")
-        if settings.weights_sha256 and file_sha256(settings.weights) != settings.weights_sha256.lower():
-            raise WeightsError(f"weights file {settings.weights} does not match --weights-sha256")
+        local_weights_info(settings.weights, settings.weights_sha256)
+    if settings.onnx_model is not None and not settings.onnx_model.is_file():
+        raise WeightsError(f"ONNX model {settings.onnx_model} does not exist")
     if not settings.images_dir.is_dir():
         log.warning("images folder %s does not exist; GET /inference/<filename> will answer 404", settings.images_dir)
     serve(settings)
@@ -47,6 +36,7 @@ def _serve(settings: Settings, _: argparse.Namespace) -> int:
 
 
 def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
+    from .classifier import build_classifier
     from .evaluate import evaluate
 
     images_dir = args.images_dir or args.labels.parent
@@ -58,6 +48,7 @@ def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _classify(settings: Settings, args: argparse.Namespace) -> int:
+    from .classifier import build_classifier
     from .classify_cli import run
 
     classifier = build_classifier(settings)
@@ -65,6 +56,50 @@ def _classify(settings: Settings, args: argparse.Namespace) -> int:
         classifier, args.paths, args.output, args.top_k, settings.max_batch_size,
         progress=not args.no_progress, decode_threads=settings.effective_threads(),
     )
+
+
+def _export(settings: Settings, args: argparse.Namespace) -> int:
+    from .backends.loading import torch_missing
+
+    try:
+        from .backends.onnx_export import export_onnx
+        from .model import load_model
+    except ImportError as exc:
+        raise torch_missing("exporting the model to ONNX") from exc
+    loaded = load_model(settings.weights, settings.weights_sha256)
+    loaded.weights.log()
+    report = export_onnx(loaded.module, loaded.weights, args.output, settings.effective_threads())
+    print(
+        f"{report.path}: weights {loaded.weights.id}; verified against PyTorch, max probability "
+        f"difference {report.max_probability_diff:.2e}, max logit difference {report.max_logit_diff:.2e}"
+    )
+    return 0
+
+
+def _bench(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        from .bench import BenchOptions, run_bench
+    except ImportError as exc:
+        log.error("the benchmark needs the 'bench' extra (pip install 'densenet-server[bench]'): %s", exc)
+        return 2
+    options = BenchOptions(
+        photos_dirs=args.photos, concurrencies=args.concurrency, duration_s=args.duration_s, include_bf16=args.bf16
+    )
+    report = run_bench(settings, options, report=lambda line: print(line, file=sys.stderr, flush=True))
+    print(report)
+    if args.output:
+        args.output.write_text(report + "\n", encoding="utf-8")
+    return 0
+
+
+def _int_list(raw: str) -> list[int]:
+    try:
+        values = [int(part) for part in raw.split(",")]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError("expected positive integers separated by commas, e.g. 1,4,16")
+    return values
 
 
 def _top_k(raw: str) -> int:
@@ -112,6 +147,24 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_arguments(classify, [config.MODEL, config.BATCHING, config.LIMITS])
     classify.set_defaults(handler=_classify)
 
+    export = commands.add_parser(
+        "export", help="export the model to ONNX, verified against PyTorch (serve it with --onnx-model)"
+    )
+    export.add_argument("--output", "-o", type=Path, required=True, help="the ONNX file to write")
+    config.add_arguments(export, [config.MODEL])
+    export.set_defaults(handler=_export)
+
+    bench = commands.add_parser(
+        "bench", help="benchmark: raw backends in-process, then the real server over HTTP; prints a table"
+    )
+    bench.add_argument("--photos", type=Path, nargs="+", default=[Path("images")], help="folders of photos to make the request JPEGs from; the first with photos is used (default: images)")
+    bench.add_argument("--concurrency", type=_int_list, default=[1, 4, 16], help="concurrent clients per HTTP scenario (default 1,4,16)")
+    bench.add_argument("--duration-s", dest="duration_s", type=float, default=15.0, help="seconds per HTTP scenario, after a 2 s warm-up (default 15)")
+    bench.add_argument("--bf16", action="store_true", help="also measure the torch backend in bf16 (raw)")
+    bench.add_argument("--output", "-o", type=Path, default=None, help="also write the Markdown report to this file")
+    config.add_arguments(bench, [config.MODEL, config.BATCHING, config.LIMITS])
+    bench.set_defaults(handler=_bench)
+
     show = commands.add_parser("config", help="print every setting as a Markdown table")
     show.set_defaults(handler=_print_config)
     return parser
@@ -125,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"densenet-server: {exc}", file=sys.stderr)
         return 2
     _configure_logging(settings.log_level)
-    from .model import WeightsError
+    from .weights import WeightsError
 
     try:
         return args.handler(settings, args)

@@ -1,0 +1,280 @@
+"""`densenet-server bench`: the raw model and the whole server, measured in one run, as ratios.
+
+1. Raw: each installed fp32 backend in this process (and bf16 when asked): batch-1 latency, and
+   throughput at each batch size, on real preprocessed photos.
+2. End to end: the real server (a child process on 127.0.0.1, same settings) driven over HTTP with
+   realistic JPEGs (500x375 web photos; 12-MP phone photos) by closed-loop clients at several
+   concurrencies, through GET /inference/<file> and uploads (POST /inference with the image as the body).
+3. A table: img/s, p50/p90/p99 latency, non-2xx count, the server's peak RSS, and end-to-end / raw.
+
+Nothing here asserts a speed; it reports one. Client and server share the machine's cores, as they would
+in any single-machine benchmark: the client's own CPU use is part of the figures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import agreement, bench_images
+from .backends import load_backend
+from .backends.base import Backend
+from .classifier import Classifier
+from .config import Settings, env_name
+from .decoding import decode_image
+from .loadgen import LoadResult, RequestSpec, run_load
+from .local_server import LocalServer
+from .preprocess import preprocess
+
+RAW_BATCH_SIZES = (1, 2, 4, 8, 16)
+REFERENCE = "torch fp32"
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    photos_dirs: Sequence[Path]
+    concurrencies: Sequence[int] = (1, 4, 16)
+    duration_s: float = 15.0
+    warmup_s: float = 2.0
+    web_images: int = 48
+    # 12-MP JPEGs: served in the HTTP scenarios, and decoded both ways for --jpeg-draft's agreement.
+    phone_images: int = 16
+    raw_repeats: int = 10
+    raw_backends: Sequence[str] = ("onnxruntime", "torch")
+    include_bf16: bool = False
+
+
+@dataclass(frozen=True)
+class RawResult:
+    backend: str
+    precision: str
+    latency_bs1_ms: float
+    images_per_s: dict[int, float]
+
+    @property
+    def best(self) -> tuple[int, float]:
+        size = max(self.images_per_s, key=lambda s: self.images_per_s[s])
+        return size, self.images_per_s[size]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    concurrency: int
+    result: LoadResult
+    peak_rss_mib: float
+
+
+def _median_seconds(action: Callable[[], object], repeats: int) -> float:
+    action()  # the first call pays for lazy initialisation
+    timings = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        action()
+        timings.append(time.perf_counter() - started)
+    return statistics.median(timings)
+
+
+def measure_raw(backend: Backend, inputs: np.ndarray, repeats: int) -> RawResult:
+    throughput = {}
+    latency = 0.0
+    for size in RAW_BATCH_SIZES:
+        batch = np.ascontiguousarray(np.resize(inputs, (size, *inputs.shape[1:])))
+        seconds = _median_seconds(lambda batch=batch: backend.predict(batch), repeats)
+        throughput[size] = size / seconds
+        if size == 1:
+            latency = seconds * 1000.0
+    return RawResult(backend.name, backend.precision, latency, throughput)
+
+
+class RssSampler:
+    """Samples a process's resident memory (with its children) in the background; keeps the peak."""
+
+    def __init__(self, pid: int, interval_s: float = 0.2) -> None:
+        import psutil
+
+        self._process = psutil.Process(pid)
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self.peak_bytes = 0
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _rss(self) -> int:
+        processes = [self._process, *self._process.children(recursive=True)]
+        return sum(p.memory_info().rss for p in processes if p.is_running())
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak_bytes = max(self.peak_bytes, self._rss())
+            self._stop.wait(self._interval_s)
+
+    def __enter__(self) -> RssSampler:
+        self.peak_bytes = self._rss()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _server_environment(settings: Settings) -> dict[str, str]:
+    """The benchmark's own settings, handed to the server it starts (flags win over these for host/port)."""
+    environment = {}
+    for field in dataclasses.fields(Settings):
+        value = getattr(settings, field.name)
+        if value is not None:
+            environment[env_name(field.name)] = str(value).lower() if isinstance(value, bool) else str(value)
+    return environment
+
+
+def _get_requests(names: Sequence[str]) -> Callable[[int], RequestSpec]:
+    return lambda number: RequestSpec("GET", f"/inference/{names[number % len(names)]}")
+
+
+def _upload_requests(files: Sequence[Path]) -> Callable[[int], RequestSpec]:
+    bodies = [path.read_bytes() for path in files]
+    headers = {"Content-Type": "image/jpeg"}
+    return lambda number: RequestSpec("POST", "/inference", bodies[number % len(bodies)], headers)
+
+
+def _drive(
+    server: LocalServer, name: str, make_request: Callable[[int], RequestSpec], concurrency: int, options: BenchOptions
+) -> Scenario:
+    run_load(server.base_url, make_request, concurrency, options.warmup_s)
+    with RssSampler(server.process.pid) as rss:
+        result = run_load(server.base_url, make_request, concurrency, options.duration_s)
+    return Scenario(name, concurrency, result, rss.peak_bytes / 2**20)
+
+
+def _raw_settings(settings: Settings, options: BenchOptions) -> list[Settings]:
+    variants = [dataclasses.replace(settings, backend=name, precision="fp32") for name in options.raw_backends]
+    if options.include_bf16:
+        variants.append(dataclasses.replace(settings, backend="torch", precision="bf16"))
+    return variants
+
+
+def run_bench(settings: Settings, options: BenchOptions, report: Callable[[str], None] = print) -> str:
+    """Run every measurement and return the Markdown report (also printed step by step via ``report``)."""
+    photos = bench_images.find_photos(options.photos_dirs)
+    with tempfile.TemporaryDirectory(prefix="densenet-bench-") as temporary:
+        images_dir = Path(temporary)
+        web = bench_images.write_jpegs(photos, images_dir, bench_images.WEB_SIZE, "web", options.web_images)
+        phone = bench_images.write_jpegs(photos, images_dir, bench_images.PHONE_SIZE, "phone", options.phone_images)
+        inputs = np.stack([preprocess(decode_image(p.read_bytes(), settings.max_image_pixels)) for p in web[:16]])
+
+        web_bytes = [path.read_bytes() for path in web]
+        raw_results = []
+        answers: dict[str, np.ndarray] = {}
+        for variant in _raw_settings(settings, options):
+            label = f"{variant.backend} {variant.precision}"
+            report(f"raw: {label} ...")
+            try:
+                loaded = load_backend(variant)
+            except Exception as exc:  # a backend that is not installed is reported, not fatal
+                report(f"raw: {label} unavailable: {exc}")
+                continue
+            raw_results.append(measure_raw(loaded.backend, inputs, options.raw_repeats))
+            answers[label] = agreement.probabilities(Classifier(loaded, settings.max_image_pixels), web_bytes)
+            del loaded
+        agreements = _fast_path_agreements(settings, answers, phone, report)
+
+        scenarios: list[Scenario] = []
+        serve_args = ["--images-dir", str(images_dir)]
+        environment = _server_environment(settings)
+        with LocalServer.start(serve_args, env=environment) as server:
+            ready_s = server.seconds_to_ready
+            web_names = [p.name for p in web]
+            for concurrency in options.concurrencies:
+                report(f"http: GET 500x375 JPEG, concurrency {concurrency} ...")
+                scenarios.append(_drive(server, "GET /inference/<file> 500x375", _get_requests(web_names), concurrency, options))
+            for concurrency in options.concurrencies:
+                report(f"http: POST 500x375 JPEG, concurrency {concurrency} ...")
+                scenarios.append(_drive(server, "POST /inference 500x375", _upload_requests(web), concurrency, options))
+            report("http: GET 12-MP JPEG, concurrency 1 ...")
+            scenarios.append(_drive(server, "GET 4000x3000 (exact)", _get_requests([p.name for p in phone]), 1, options))
+        with LocalServer.start([*serve_args, "--jpeg-draft"], env=environment) as server:
+            report("http: GET 12-MP JPEG with --jpeg-draft, concurrency 1 ...")
+            scenarios.append(_drive(server, "GET 4000x3000 (--jpeg-draft)", _get_requests([p.name for p in phone]), 1, options))
+    return format_report(settings, raw_results, agreements, scenarios, ready_s)
+
+
+def _fast_path_agreements(
+    settings: Settings, answers: dict[str, np.ndarray], phone: Sequence[Path], report: Callable[[str], None]
+) -> list[agreement.Agreement]:
+    """Each faster path against the exact fp32 reference (torch, or the served backend without torch)."""
+    reference_label = REFERENCE if REFERENCE in answers else next(iter(answers), None)
+    results = [
+        agreement.compare(f"{label} vs {reference_label} (500x375 JPEGs)", probabilities, answers[reference_label])
+        for label, probabilities in answers.items()
+        if label != reference_label and reference_label is not None
+    ]
+    report("agreement: --jpeg-draft on 12-MP JPEGs ...")
+    fp32 = dataclasses.replace(settings, precision="fp32")
+    loaded = load_backend(fp32)
+    phone_bytes = [path.read_bytes() for path in phone]
+    exact = agreement.probabilities(Classifier(loaded, settings.max_image_pixels), phone_bytes)
+    draft = agreement.probabilities(Classifier(loaded, settings.max_image_pixels, jpeg_draft=True), phone_bytes)
+    results.append(agreement.compare(f"--jpeg-draft vs exact decoding ({loaded.backend.name}, 4000x3000 JPEGs)", draft, exact))
+    return results
+
+
+def format_report(
+    settings: Settings,
+    raw_results: Sequence[RawResult],
+    agreements: Sequence[agreement.Agreement],
+    scenarios: Sequence[Scenario],
+    ready_s: float | None,
+) -> str:
+    lines = ["### Raw backends (in-process, preprocessed photos)", ""]
+    lines.append("| backend | precision | bs1 latency ms | " + " | ".join(f"bs{s} img/s" for s in RAW_BATCH_SIZES) + " |")
+    lines.append("| --- | --- | --- | " + " | ".join("---" for _ in RAW_BATCH_SIZES) + " |")
+    for raw in raw_results:
+        rates = " | ".join(f"{raw.images_per_s[s]:.1f}" for s in RAW_BATCH_SIZES)
+        lines.append(f"| {raw.backend} | {raw.precision} | {raw.latency_bs1_ms:.1f} | {rates} |")
+    lines += ["", "### What the faster paths change (probabilities over all 1000 classes)", ""]
+    lines.append("| path | images | max abs diff | mean abs diff | same top-1 |")
+    lines.append("| --- | --- | --- | --- | --- |")
+    for entry in agreements:
+        lines.append(
+            f"| {entry.path} | {entry.images} | {entry.max_abs_diff:.2e} | {entry.mean_abs_diff:.2e} "
+            f"| {entry.top1_agreement:.1%} |"
+        )
+    served = next(
+        (r for r in raw_results if r.backend == _served_backend(settings) and r.precision == settings.precision), None
+    )
+    ready = f"; ready {ready_s:.1f} s after start" if ready_s is not None else ""
+    lines += ["", f"### End to end over HTTP (server backend: {_served_backend(settings)} {settings.precision}{ready})", ""]
+    lines.append(
+        "| scenario | clients | requests | non-2xx | img/s | p50 ms | p90 ms | p99 ms | peak RSS MiB "
+        "| img/s ÷ raw best | p50 − raw bs1 ms |"
+    )
+    lines.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for scenario in scenarios:
+        result = scenario.result
+        ratio = f"{result.images_per_s / served.best[1]:.2f}" if served else "n/a"
+        over_raw = f"{result.latency_ms(50) - served.latency_bs1_ms:+.1f}" if served else "n/a"
+        lines.append(
+            f"| {scenario.name} | {scenario.concurrency} | {result.requests} | {result.failed} "
+            f"| {result.images_per_s:.1f} | {result.latency_ms(50):.1f} | {result.latency_ms(90):.1f} "
+            f"| {result.latency_ms(99):.1f} | {scenario.peak_rss_mib:.0f} | {ratio} | {over_raw} |"
+        )
+    if served:
+        size, rate = served.best
+        lines += ["", f"Raw best for the served backend: {rate:.1f} img/s at batch size {size}; "
+                  f"batch-1 latency {served.latency_bs1_ms:.1f} ms."]
+    return "\n".join(lines)
+
+
+def _served_backend(settings: Settings) -> str:
+    from .backends.loading import chosen_backend
+
+    return "onnxruntime" if settings.onnx_model is not None else chosen_backend(settings)

@@ -1,0 +1,69 @@
+"""`densenet-server bench` runs every measurement and reports it; its pieces compute what they claim."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from densenet_server import agreement
+from densenet_server.bench import BenchOptions, _server_environment, measure_raw, run_bench
+from densenet_server.config import Settings, load_settings
+
+REPO_IMAGES = Path(__file__).resolve().parents[1] / "images"
+
+
+class ConstantBackend:
+    name = "constant"
+    precision = "fp32"
+
+    def __init__(self) -> None:
+        self.batch_sizes: list[int] = []
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        self.batch_sizes.append(len(batch))
+        return np.zeros((len(batch), 1000), np.float32)
+
+
+def test_measure_raw_runs_every_batch_size() -> None:
+    backend = ConstantBackend()
+    result = measure_raw(backend, np.zeros((3, 3, 224, 224), np.float32), repeats=2)
+    assert sorted(set(backend.batch_sizes)) == [1, 2, 4, 8, 16]
+    assert set(result.images_per_s) == {1, 2, 4, 8, 16} and result.latency_bs1_ms > 0
+    assert result.best[1] == max(result.images_per_s.values())
+
+
+def test_agreement_compares_probabilities_and_top1() -> None:
+    reference = np.array([[0.7, 0.2, 0.1], [0.1, 0.6, 0.3]])
+    candidate = np.array([[0.6, 0.3, 0.1], [0.1, 0.3, 0.6]])
+    result = agreement.compare("x", candidate, reference)
+    assert result.images == 2 and result.top1_agreement == 0.5
+    assert result.max_abs_diff == pytest.approx(0.3) and result.mean_abs_diff == pytest.approx(0.8 / 6)
+
+
+def test_the_server_gets_the_benchmarks_settings(checkpoint_path: Path) -> None:
+    settings = Settings(weights=checkpoint_path, max_batch_size=4, jpeg_draft=True)
+    environment = _server_environment(settings)
+    assert load_settings({}, environment) == settings
+    assert "DENSENET_ONNX_MODEL" not in environment
+
+
+def test_a_short_run_reports_every_table(checkpoint_path: Path) -> None:
+    options = BenchOptions(
+        photos_dirs=[REPO_IMAGES], concurrencies=(1, 2), duration_s=1.0, warmup_s=0.2, web_images=4,
+        phone_images=2, raw_repeats=1, raw_backends=("onnxruntime", "torch"),
+    )
+    report = run_bench(Settings(weights=checkpoint_path, threads=2), options, report=lambda line: None)
+    assert re.search(r"\| onnxruntime \| fp32 \| [\d.]+ \|", report)
+    assert re.search(r"\| torch \| fp32 \| [\d.]+ \|", report)
+    assert "| onnxruntime fp32 vs torch fp32 (500x375 JPEGs) | 4 |" in report
+    assert "| --jpeg-draft vs exact decoding (onnxruntime, 4000x3000 JPEGs) | 2 |" in report
+    rows = [line for line in report.splitlines() if line.startswith(("| GET", "| POST"))]
+    assert len(rows) == 2 + 2 + 2  # GET and POST at 2 concurrencies, 12-MP exact and with --jpeg-draft
+    for row in rows:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        requests, failed, images_per_s = int(cells[2]), int(cells[3]), float(cells[4])
+        assert requests > 0 and failed == 0 and images_per_s > 0, row
+    assert "Raw best for the served backend" in report
