@@ -107,6 +107,7 @@ def test_the_export_records_its_weights_and_verification(settings: Settings) -> 
     assert backend.weights == loaded.weights
     assert backend.export_info["verified_max_probability_diff"] < PARITY_TOLERANCE
     assert backend.export_info["torch"] == torch.__version__
+    assert cached_export_path(settings, loaded.weights).stat().st_mode & 0o777 == 0o644  # readable by any server user
 
 
 def test_an_export_that_computes_something_else_is_refused(
@@ -139,6 +140,7 @@ def test_an_onnx_file_from_elsewhere_is_served_as_unverified(reference_model: nn
     assert loaded.weights.id.startswith("onnx foreign.onnx sha256:")
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch's legacy exporter, as in onnx_export
 def test_an_onnx_file_of_another_shape_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "linear.onnx"
     torch.onnx.export(nn.Linear(3, 2), (torch.zeros(1, 3),), str(path), dynamo=False)
@@ -148,3 +150,15 @@ def test_an_onnx_file_of_another_shape_is_refused(tmp_path: Path) -> None:
     not_onnx.write_text("hello")
     with pytest.raises(WeightsError, match="not an ONNX model"):
         OnnxBackend(not_onnx, threads=1)
+
+
+def test_parallel_passes_run_on_shares_of_the_threads_and_agree(settings: Settings, photos: list[Path]) -> None:
+    loaded = load_backend(dataclasses.replace(settings, threads=2, parallel_passes=2))
+    lanes = loaded.backend.lane_predicts
+    assert len(lanes) == 2
+    batch = np.stack([Classifier(loaded, settings.max_image_pixels).prepare(p.read_bytes()) for p in photos[:3]])
+    solo = loaded.backend.predict(batch)
+    for lane in lanes:
+        np.testing.assert_allclose(lane(batch), solo, atol=1e-4)
+    assert load_backend(dataclasses.replace(settings, threads=1)).backend.lane_predicts == []
+    assert load_backend(dataclasses.replace(settings, backend="torch")).backend.lane_predicts == ()

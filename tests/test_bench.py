@@ -18,6 +18,7 @@ REPO_IMAGES = Path(__file__).resolve().parents[1] / "images"
 class ConstantBackend:
     name = "constant"
     precision = "fp32"
+    lane_predicts = ()
 
     def __init__(self) -> None:
         self.batch_sizes: list[int] = []
@@ -29,7 +30,7 @@ class ConstantBackend:
 
 def test_measure_raw_runs_every_batch_size() -> None:
     backend = ConstantBackend()
-    result = measure_raw(backend, np.zeros((3, 3, 224, 224), np.float32), repeats=2)
+    (result,) = measure_raw(backend, np.zeros((3, 3, 224, 224), np.float32), repeats=2)
     assert sorted(set(backend.batch_sizes)) == [1, 2, 4, 8, 16]
     assert set(result.images_per_s) == {1, 2, 4, 8, 16} and result.latency_bs1_ms > 0
     assert result.best[1] == max(result.images_per_s.values())
@@ -56,8 +57,9 @@ def test_a_short_run_reports_every_table(checkpoint_path: Path) -> None:
         phone_images=2, raw_repeats=1, raw_backends=("onnxruntime", "torch"),
     )
     report = run_bench(Settings(weights=checkpoint_path, threads=2), options, report=lambda line: None)
-    assert re.search(r"\| onnxruntime \| fp32 \| [\d.]+ \|", report)
-    assert re.search(r"\| torch \| fp32 \| [\d.]+ \|", report)
+    assert re.search(r"\| onnxruntime \| fp32 \| 1 \| [\d.]+ \|", report)
+    assert re.search(r"\| onnxruntime \| fp32 \| 2 \|  \| [\d.]+ \|", report)  # the parallel lanes
+    assert re.search(r"\| torch \| fp32 \| 1 \| [\d.]+ \|", report)
     assert "| onnxruntime fp32 vs torch fp32 (500x375 JPEGs) | 4 |" in report
     assert "| --jpeg-draft vs exact decoding (onnxruntime, 4000x3000 JPEGs) | 2 |" in report
     rows = [line for line in report.splitlines() if line.startswith(("| GET", "| POST"))]

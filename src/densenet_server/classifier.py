@@ -32,8 +32,9 @@ class Classifier:
     def warm_up(self) -> None:
         """Forward passes at batch sizes 1 and 2, so the first real requests do not pay for lazy
         initialisation (ONNX Runtime and oneDNN prepare kernels per input shape)."""
-        for size in (1, 2):
-            self.backend.predict(np.zeros((size, *INPUT_SHAPE), dtype=np.float32))
+        for predict in (self.backend.predict, *self.backend.lane_predicts):
+            for size in (1, 2):
+                predict(np.zeros((size, *INPUT_SHAPE), dtype=np.float32))
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         return self.probabilities_from_logits(self.backend.predict(batch))

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
+
+Predict = Callable[[np.ndarray], np.ndarray]
 
 FP32 = "fp32"
 BF16 = "bf16"
@@ -14,5 +17,9 @@ class Backend(Protocol):
     name: str
     # "fp32", or the reduced precision the user opted into; reported in answers, /v2 metadata and logs.
     precision: str
+    # Forward passes that may run beside each other, each on a share of the threads (empty: one at a time).
+    lane_predicts: Sequence[Predict]
 
-    def predict(self, batch: np.ndarray) -> np.ndarray: ...
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """A forward pass on all the backend's threads."""
+        ...

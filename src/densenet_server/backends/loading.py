@@ -72,8 +72,9 @@ def _load_onnx(settings: Settings) -> LoadedBackend:
     from .onnx_backend import OnnxBackend
 
     threads = settings.effective_threads()
+    lanes = settings.effective_parallel_passes()
     if settings.onnx_model is not None:
-        backend = OnnxBackend(settings.onnx_model, threads)
+        backend = OnnxBackend(settings.onnx_model, threads, lanes)
         if not backend.export_info:
             log.warning("%s was not made by `densenet-server export`: its weights are unverified", settings.onnx_model)
         return LoadedBackend(backend, backend.weights)
@@ -81,7 +82,7 @@ def _load_onnx(settings: Settings) -> LoadedBackend:
     path = cached_export_path(settings, weights)
     if path.is_file():
         try:
-            backend = OnnxBackend(path, threads)
+            backend = OnnxBackend(path, threads, lanes)
             if backend.weights.sha256 == weights.sha256:
                 log.info("using the cached ONNX export %s", path)
                 return LoadedBackend(backend, weights)
@@ -95,7 +96,7 @@ def _load_onnx(settings: Settings) -> LoadedBackend:
         raise torch_missing("exporting the model to ONNX") from exc
     loaded = load_model(settings.weights, settings.weights_sha256)
     export_onnx(loaded.module, loaded.weights, path, threads)
-    return LoadedBackend(OnnxBackend(path, threads), loaded.weights)
+    return LoadedBackend(OnnxBackend(path, threads, lanes), loaded.weights)
 
 
 def _load_torch(settings: Settings) -> LoadedBackend:
@@ -121,5 +122,9 @@ def load_backend(settings: Settings) -> LoadedBackend:
             "reduced precision %s is on: probabilities differ from fp32 (see docs/performance.md)",
             loaded.backend.precision,
         )
-    log.info("backend: %s (%s)", loaded.backend.name, loaded.backend.precision)
+    log.info(
+        "backend: %s (%s), %d threads, %d parallel forward passes",
+        loaded.backend.name, loaded.backend.precision, settings.effective_threads(),
+        max(1, len(loaded.backend.lane_predicts)),
+    )
     return loaded

@@ -28,17 +28,15 @@ class OnnxBackend:
     name = "onnxruntime"
     precision = FP32
 
-    def __init__(self, model_path: Path, threads: int) -> None:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        # One graph, run by one batcher thread: parallelism inside operators, none between them.
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        try:
-            self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # ORT raises its own exception types for unreadable or invalid models
-            raise WeightsError(f"{model_path} is not an ONNX model ONNX Runtime can load: {exc}") from exc
+    def __init__(self, model_path: Path, threads: int, lanes: int = 1) -> None:
+        """``threads`` for a pass that runs alone; with ``lanes`` > 1, also that many sessions on
+        ``threads // lanes`` threads each, for passes that run beside each other (lane_predicts)."""
+        self._session = _session(model_path, threads)
+        lane_threads = max(1, threads // lanes)
+        self._lane_sessions = [_session(model_path, lane_threads) for _ in range(lanes)] if lanes > 1 else []
+        self.lane_predicts = [
+            lambda batch, session=session: self._run(session, batch) for session in self._lane_sessions
+        ]
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
         if len(inputs) != 1 or inputs[0].shape[1:] != [3, 224, 224] or outputs[0].shape[1:] != [1000]:
             raise WeightsError(
@@ -60,5 +58,21 @@ class OnnxBackend:
         return WeightsInfo(f"onnx {model_path.name} sha256:{sha256[:16]}", False, None)
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
+        return self._run(self._session, batch)
+
+    def _run(self, session: ort.InferenceSession, batch: np.ndarray) -> np.ndarray:
         inputs = np.ascontiguousarray(batch, dtype=np.float32)
-        return self._session.run([self._output], {self._input: inputs})[0]
+        return session.run([self._output], {self._input: inputs})[0]
+
+
+def _session(model_path: Path, threads: int) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    # Each session runs one graph at a time: parallelism inside operators, none between them.
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    try:
+        return ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT raises its own exception types for unreadable or invalid models
+        raise WeightsError(f"{model_path} is not an ONNX model ONNX Runtime can load: {exc}") from exc

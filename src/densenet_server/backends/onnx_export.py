@@ -107,6 +107,8 @@ def export_onnx(module: nn.Module, weights: WeightsInfo, target: Path, threads: 
             "verified_max_logit_diff": logit_diff,
         }
         _add_metadata(temporary, weights, report)
+        # mkstemp makes the file private; a model is read by whichever user serves it (the image's non-root uid).
+        temporary.chmod(0o644)
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)

@@ -15,6 +15,8 @@ PRECISIONS = (FP32, BF16)
 
 class TorchBackend:
     name = "torch"
+    # PyTorch's intra-op thread count is global to the process, so passes cannot get a share each.
+    lane_predicts = ()
 
     def __init__(self, module: nn.Module, threads: int, precision: str = FP32, channels_last: bool = True) -> None:
         if precision not in PRECISIONS:
