@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the container image and checks it end to end: healthcheck, routes, non-root uid, read-only mounts,
-# graceful SIGTERM, and answers identical to the local server's for the same image and weights.
+# Builds the container image and checks it end to end: healthcheck, routes, a torch-free runtime serving the
+# ONNX export, non-root uid, read-only mounts, graceful SIGTERM, and answers identical to the local server's
+# for the same image and weights.
 #
 # Environment (so other tooling can drive it unchanged):
 #   CONTAINER_ENGINE  docker | podman (default: whichever exists, docker first)
@@ -115,6 +116,17 @@ curl -fsS "$url/v2/models/densenet121" | head -c 300; echo
 code=$(curl -s -o /dev/null -w '%{http_code}' "$url/inference/missing.jpg")
 [ "$code" = 404 ] || fail "missing image answered $code"
 
+step "torch-free runtime serving the verified ONNX export"
+"$engine" exec "$name" python -c "import torch" 2>/dev/null && fail "torch is installed in the runtime image"
+.venv/bin/python - "$work/container.json" <<'PY'
+import json, sys
+answer = json.load(open(sys.argv[1]))
+print(f"backend {answer['backend']} {answer['precision']}, weights {answer['weights']}")
+if (answer["backend"], answer["precision"]) != ("onnxruntime", "fp32"):
+    sys.exit("FAIL: the container does not serve the ONNX model in fp32")
+PY
+echo "no torch in the runtime image"
+
 step "non-root, read-only"
 uid=$("$engine" exec "$name" id -u)
 [ "$uid" != 0 ] || fail "runs as root"
@@ -126,7 +138,7 @@ case "$pid1" in *densenet-server*serve*) ;; *) fail "PID 1 is not the server: $p
 echo "images mount and root filesystem are read-only"
 
 step "same answer as the local server (same weights, same image)"
-DENSENET_LOG_LEVEL=warning .venv/bin/densenet-server serve --host 127.0.0.1 --port "$local_port" \
+DENSENET_LOG_LEVEL=warning DENSENET_ACCESS_LOG=off .venv/bin/densenet-server serve --host 127.0.0.1 --port "$local_port" \
     --weights "$context_weights" --images-dir images --threads 1 &
 local_pid=$!
 until curl -fsS -o /dev/null "http://127.0.0.1:$local_port/ready" 2>/dev/null; do

@@ -54,6 +54,17 @@ def test_build_stage_takes_the_torch_index_and_a_local_weights_file(instructions
     assert any(arg.startswith("WEIGHTS_FILE") for arg in args)
     runs = " ".join(_values(build, "RUN"))
     assert "$TORCH_INDEX_URL" in runs and "bake_weights.py" in runs
+    assert "densenet-server export" in runs, "the build stage exports and verifies the ONNX model"
+
+
+def test_runtime_stage_copies_a_torch_free_environment_and_the_onnx_model(instructions: list[dict]) -> None:
+    build, runtime = _stages(instructions)[0], _stages(instructions)[-1]
+    runs = " ".join(_values(build, "RUN"))
+    # The runtime venv installs the package without the torch extra and proves it loads without torch.
+    assert "/opt/venv/bin/pip install --index-url \"$PIP_INDEX_URL\" /src " in runs
+    assert "'torch' not in sys.modules" in runs
+    copies = _values(runtime, "COPY")
+    assert copies == ["--from=build /opt/venv /opt/venv", "--from=build /opt/model/densenet121.onnx /opt/model/densenet121.onnx"]
 
 
 def test_runtime_stage_is_non_root_exposes_5000_and_has_a_tool_free_healthcheck(instructions: list[dict]) -> None:
@@ -73,7 +84,8 @@ def test_runtime_stage_runs_gunicorn_in_exec_form_with_images_as_a_volume(instru
     assert not _values(runtime, "CMD"), "no CMD: arguments given to `docker run` are passed to serve"
     assert json.loads(_values(runtime, "VOLUME")[-1]) == ["/app/images"]
     env = " ".join(_values(runtime, "ENV"))
-    for setting in ("DENSENET_WEIGHTS=/opt/model/densenet121.pth", "DENSENET_IMAGES_DIR=/app/images", "DENSENET_PORT=5000"):
+    assert "DENSENET_WEIGHTS" not in env
+    for setting in ("DENSENET_ONNX_MODEL=/opt/model/densenet121.onnx", "DENSENET_IMAGES_DIR=/app/images", "DENSENET_PORT=5000"):
         assert setting in env
 
 
