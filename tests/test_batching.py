@@ -137,3 +137,40 @@ def test_stop_finishes_queued_work_and_refuses_new_work() -> None:
     with pytest.raises(BatcherStopped):
         batcher.submit(rows(9), timeout_s=1)
     pool.shutdown()
+
+
+def test_run_reports_the_size_of_the_forward_pass_it_rode_in() -> None:
+    model = RecordingModel(delay_s=0.05)
+    batcher = Batcher(model, max_batch_size=8, max_wait_s=0.2, max_queue_images=16)
+    with ThreadPoolExecutor(2) as pool:
+        completed = list(pool.map(lambda values: batcher.run(rows(*values), timeout_s=10), [(1.0,), (2.0, 3.0)]))
+    assert model.batch_sizes == [3]  # both requests arrived within the wait: one pass of 3 images
+    assert [c.batch_size for c in completed] == [3, 3]
+    np.testing.assert_array_equal(completed[1].logits[:, 0], [2.0, 3.0])
+    batcher.stop()
+
+
+def test_a_request_whose_deadline_has_passed_is_refused_before_queueing() -> None:
+    model = RecordingModel()
+    batcher = Batcher(model, max_batch_size=1, max_wait_s=0.0, max_queue_images=8)
+    with pytest.raises(DeadlineExceeded, match="deadline passed before"):
+        batcher.submit(rows(1), timeout_s=0)
+    assert batcher.queued_images == 0 and model.batch_sizes == []
+    batcher.stop()
+
+
+def test_ensure_room_refuses_only_what_would_not_fit() -> None:
+    model = RecordingModel(delay_s=0.5)
+    batcher = Batcher(model, max_batch_size=1, max_wait_s=0.0, max_queue_images=2)
+    pool = ThreadPoolExecutor(2)
+    busy = pool.submit(batcher.submit, rows(1), 10)
+    model.started.wait(5)
+    queued = pool.submit(batcher.submit, rows(2), 10)
+    while batcher.queued_images < 1:
+        time.sleep(0.01)
+    batcher.ensure_room(1)  # one more fits
+    with pytest.raises(QueueFull):
+        batcher.ensure_room(2)
+    busy.result(), queued.result()
+    batcher.stop()
+    pool.shutdown()

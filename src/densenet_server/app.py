@@ -6,7 +6,7 @@ from flask import Flask
 
 from .config import Settings
 from .errors import register_error_handlers
-from .routes import metrics, pages, seed, uploads, v2
+from .routes import metrics, observability, pages, seed, uploads, v2
 from .service import InferenceService
 
 
@@ -19,6 +19,8 @@ def create_app(settings: Settings, service: InferenceService | None = None) -> F
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["densenet_service"] = service or InferenceService(settings)
     register_error_handlers(app)
+    # First, so that its hooks wrap all others: the request id and deadline exist before any other runs.
+    app.register_blueprint(observability.blueprint)
     app.register_blueprint(seed.blueprint)
     for blueprint in (uploads.blueprint, v2.blueprint, metrics.blueprint, pages.blueprint):
         app.register_blueprint(blueprint)

@@ -50,6 +50,13 @@ class _Pending:
     images: np.ndarray
     arrived: float
     future: Future[np.ndarray] = field(default_factory=Future)
+    batch_size: int = 0  # set by the worker before the result: images in the forward pass
+
+
+@dataclass(frozen=True)
+class Completed:
+    logits: np.ndarray  # [n, classes], in the order of the submitted images
+    batch_size: int  # images in the forward pass that computed them (this request's and others')
 
 
 class Batcher:
@@ -80,27 +87,41 @@ class Batcher:
 
     def submit(self, images: np.ndarray, timeout_s: float) -> np.ndarray:
         """Run ``images`` [n, ...] through the model; returns their logits [n, classes] in order."""
+        return self.run(images, timeout_s).logits
+
+    def run(self, images: np.ndarray, timeout_s: float) -> Completed:
+        """Like submit(), and also says how large the forward pass was that computed them."""
+        if timeout_s <= 0:
+            raise DeadlineExceeded("the request's deadline passed before its inference could start")
         pending = self._enqueue(images)
         try:
-            return pending.future.result(timeout=timeout_s)
+            logits = pending.future.result(timeout=timeout_s)
         except FutureTimeout:
             # cancel() only succeeds while the worker has not started it: then it costs nothing more.
             pending.future.cancel()
-            raise DeadlineExceeded(
-                f"inference did not finish within the {timeout_s:g} s deadline"
-            ) from None
+            raise DeadlineExceeded("inference did not finish before the request's deadline") from None
+        return Completed(logits, pending.batch_size)
+
+    def ensure_room(self, count: int) -> None:
+        """Raise QueueFull now if ``count`` images would not fit, so that a caller can refuse a request
+        before spending time on decoding it. (submit() checks again: the queue may fill meanwhile.)"""
+        with self._condition:
+            self._refuse_if_full(count)
+
+    def _refuse_if_full(self, count: int) -> None:
+        if self._queued_images + count > self._max_queue_images:
+            raise QueueFull(
+                f"the inference queue is full ({self._queued_images} of {self._max_queue_images} "
+                "images waiting); retry later",
+                self._retry_after_s(),
+            )
 
     def _enqueue(self, images: np.ndarray) -> _Pending:
         count = len(images)
         with self._condition:
             if self._stopping:
                 raise BatcherStopped("the server is shutting down")
-            if self._queued_images + count > self._max_queue_images:
-                raise QueueFull(
-                    f"the inference queue is full ({self._queued_images} of {self._max_queue_images} "
-                    "images waiting); retry later",
-                    self._retry_after_s(),
-                )
+            self._refuse_if_full(count)
             pending = _Pending(images, time.monotonic())
             self._queue.append(pending)
             self._queued_images += count
@@ -168,11 +189,13 @@ class Batcher:
         offset = 0
         for pending in batch:
             count = len(pending.images)
+            pending.batch_size = len(logits)
             pending.future.set_result(logits[offset : offset + count])
             offset += count
 
     def _run_alone(self, pending: _Pending) -> None:
         try:
+            pending.batch_size = len(pending.images)
             pending.future.set_result(self._predict(pending.images))
         except Exception:
             self._fail(pending)

@@ -51,11 +51,25 @@ class Settings:
         Path("images"), "Folder served by GET /inference/<filename>.", SERVER
     )
     http_threads: int = _setting(
-        32,
-        "Request threads of the gunicorn worker; they decode and resize in parallel with inference.",
+        96,
+        "Request threads of the gunicorn worker; they decode and resize in parallel with inference. Keep "
+        "it above --max-queue-images + --max-batch-size, so that overload fills the inference queue "
+        "(and is refused with 503) rather than waiting for a free thread.",
         SERVER,
     )
     log_level: str = _setting("info", "Log level (debug, info, warning, error).", SERVER)
+    access_log: str = _setting(
+        "-",
+        "JSON access log, one line per request: '-' for standard output, a file to append to, or 'off'.",
+        SERVER,
+    )
+    shutdown_grace_s: int = _setting(
+        25,
+        "On SIGTERM: stop accepting connections, answer /ready with 503, finish the accepted requests "
+        "for at most this long, then exit. At least --request-timeout-s, and below the orchestrator's "
+        "kill timeout (Kubernetes: terminationGracePeriodSeconds, 30 s by default).",
+        SERVER,
+    )
     # batching
     max_batch_size: int = _setting(
         8, "Most images in one forward pass (counts images, not requests).", BATCHING
@@ -69,7 +83,10 @@ class Settings:
         64, "Images that may wait for inference; beyond it requests get 503 with Retry-After.", BATCHING
     )
     request_timeout_s: float = _setting(
-        30.0, "Deadline for one request's inference; past it the answer is 504.", BATCHING
+        20.0,
+        "Deadline for one request, from when a request thread takes it up: decoding, queueing and "
+        "inference; past it the answer is 504.",
+        BATCHING,
     )
     # limits
     max_body_bytes: int = _setting(
@@ -83,6 +100,14 @@ class Settings:
         "Most images in one POST /inference or v2 infer request (more: 400); at most --max-queue-images.",
         LIMITS,
     )
+    max_decoding_pixels: int = _setting(
+        80_000_000,
+        "Pixels being decoded at once, summed over all requests: bounds decoding memory (4-7 bytes a "
+        "pixel). An image waits for room until its request's deadline (then 504). At least "
+        "--max-image-pixels.",
+        LIMITS,
+    )
+
 
     def effective_threads(self) -> int:
         return self.threads if self.threads > 0 else (os.cpu_count() or 1)
@@ -167,7 +192,7 @@ def validate(settings: Settings) -> None:
         problems.append("port must be between 1 and 65535")
     for name in (
         "http_threads", "max_batch_size", "max_queue_images", "max_body_bytes", "max_image_pixels",
-        "max_images_per_request",
+        "max_images_per_request", "max_decoding_pixels",
     ):
         if getattr(settings, name) < 1:
             problems.append(f"{name} must be at least 1")
@@ -177,6 +202,16 @@ def validate(settings: Settings) -> None:
         problems.append("max_queue_images must be at least max_batch_size")
     if settings.max_images_per_request > settings.max_queue_images:
         problems.append("max_images_per_request must be at most max_queue_images")
+    if settings.max_decoding_pixels < settings.max_image_pixels:
+        problems.append("max_decoding_pixels must be at least max_image_pixels")
+    if settings.shutdown_grace_s < 1:
+        problems.append("shutdown_grace_s must be at least 1")
+    if settings.shutdown_grace_s < settings.request_timeout_s:
+        problems.append("shutdown_grace_s must be at least request_timeout_s, so accepted requests can finish")
+    if settings.access_log == "":
+        problems.append("access_log must be '-', a file path, or 'off'")
+    if settings.parallel_passes < 0:
+        problems.append("parallel_passes must be 0 (automatic) or more")
     if problems:
         raise ValueError("invalid configuration: " + "; ".join(problems))
 

@@ -11,6 +11,13 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 # attack surface this server does not need. MPO is how Pillow names many phones' JPEGs.
 ACCEPTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF"})
 
+# Pillow's own decompression-bomb guard has a fixed threshold (about 89 MP: a warning, an error at twice
+# that) and reports through the warnings module, whose filters belong to whoever runs the process. The
+# check in decode_image does the same job with the configured limit, on the header's size and before any
+# pixel is decoded, and always as a clean ImageTooLarge; so Pillow's is switched off rather than left to
+# warn, or to refuse images that --max-image-pixels allows.
+Image.MAX_IMAGE_PIXELS = None
+
 
 class ImageError(ValueError):
     """Base of the errors a caller's image can cause; each names what is wrong in its message."""
@@ -26,6 +33,15 @@ class UnsupportedImageFormat(ImageError):
 
 class ImageTooLarge(ImageError):
     """More pixels than the configured limit (decompression bombs included)."""
+
+
+def image_pixels(data: bytes) -> int:
+    """Width x height as the header says, without decoding (0 if unreadable: decode_image says why)."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.width * image.height
+    except Exception:  # noqa: BLE001 - whatever is wrong, decode_image reports it as the right ImageError
+        return 0
 
 
 def decode_image(data: bytes, max_pixels: int) -> Image.Image:

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask
 from gunicorn.app.base import BaseApplication
+from gunicorn.workers.gthread import ThreadWorker
 
-from .app import create_app
+from . import access_log
 from .config import Settings
-from .service import InferenceService
+from .malloc_tuning import tune_malloc
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from .service import InferenceService
 
 log = logging.getLogger(__name__)
 
@@ -24,16 +30,42 @@ def _exit_worker(exc: BaseException) -> None:
     os._exit(WORKER_BOOT_ERROR)
 
 
-def build_worker_app(settings: Settings) -> Flask:
-    service = InferenceService(settings)
-    app = create_app(settings, service)
-    service.start(on_failure=_exit_worker)
-    return app
+class DrainingWorker(ThreadWorker):  # type: ignore[misc]
+    """gunicorn's threaded worker, with the shutdown this server promises.
+
+    On SIGTERM, gthread stops accepting, serves the connections it has accepted for at most
+    graceful_timeout, and exits. This adds: /ready answers 503 from the first moment (so load balancers
+    stop sending), the listening socket closes as soon as accepting stops (new connections are refused
+    at once, instead of waiting in the kernel's backlog for a worker that will never take them), and
+    after the last request the inference queue is drained and its thread ended.
+    """
+
+    app: GunicornServer
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.app.service is not None:
+            self.app.service.begin_shutdown()
+        super().handle_exit(sig, frame)
+
+    def set_accept_enabled(self, enabled: bool) -> None:
+        super().set_accept_enabled(enabled)
+        if not enabled and not self.alive:
+            for listener in self.sockets:
+                listener.close()
+
+    def run(self) -> None:
+        try:
+            super().run()
+        finally:
+            if self.app.service is not None:
+                self.app.service.stop()
 
 
 class GunicornServer(BaseApplication):  # type: ignore[misc]
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        # The worker's own service, once load() has built it in the worker process.
+        self.service: InferenceService | None = None
         super().__init__()
 
     def load_config(self) -> None:
@@ -42,11 +74,14 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
             "bind": f"{settings.host}:{settings.port}",
             # One process holds one model; threads overlap decoding with inference.
             "workers": 1,
-            "worker_class": "gthread",
+            "worker_class": DrainingWorker,
             "threads": settings.http_threads,
+            "graceful_timeout": settings.shutdown_grace_s,
             # The model loads in the worker after start-up; gunicorn's heartbeat must not kill it meanwhile.
             "timeout": 120,
             "loglevel": settings.log_level,
+            # The app writes its own access lines (access_log.py): gunicorn's cannot know the route,
+            # the request id or the batch a request rode in.
             "accesslog": None,
             # Room for long (refused with a JSON 400 by the app) file names; gunicorn's default is 4094.
             "limit_request_line": 8190,
@@ -55,8 +90,17 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Flask:
-        # Called in the worker after the fork, so no PyTorch thread pool ever crosses a fork.
-        return build_worker_app(self.settings)
+        # Called in the worker after the fork. The model's libraries are imported only here: onnxruntime
+        # imported before a fork leaves the child unable to exit (it hangs or aborts), and no PyTorch
+        # thread pool may cross a fork either.
+        from .app import create_app
+        from .service import InferenceService
+
+        access_log.configure(self.settings.access_log)
+        self.service = InferenceService(self.settings)
+        app = create_app(self.settings, self.service)
+        self.service.start(on_failure=_exit_worker)
+        return app
 
 
 def serve(settings: Settings) -> None:
@@ -67,4 +111,12 @@ def serve(settings: Settings) -> None:
         settings.port,
         settings.images_dir.resolve(),
     )
+    if settings.http_threads <= settings.max_queue_images + settings.max_batch_size:
+        log.warning(
+            "--http-threads %d is not above --max-queue-images + --max-batch-size (%d): under overload, "
+            "requests will wait for a free thread instead of being refused with 503",
+            settings.http_threads, settings.max_queue_images + settings.max_batch_size,
+        )
+    # Before gunicorn forks its worker and any thread starts, so that every allocation follows it.
+    tune_malloc()
     GunicornServer(settings).run()

@@ -15,11 +15,13 @@ from typing import Any
 import numpy as np
 
 from .backends import TorchBackend
+from . import request_scope
 from .batching import Batcher
 from .classifier import Classifier
 from .config import Settings
-from .decoding import ImageError
+from .decoding import ImageError, image_pixels
 from .metrics import Metrics
+from .pixel_budget import PixelBudget
 from .model import load_model
 from .preprocess import INPUT_SHAPE
 
@@ -27,13 +29,15 @@ log = logging.getLogger(__name__)
 
 
 class NotReady(RuntimeError):
-    """The model is still loading (or the server is shutting down)."""
+    """The model is still loading."""
 
 
 class InferenceService:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._ready = threading.Event()
+        self._ready = threading.Event()  # set once the model is loaded and warm
+        self._draining = False  # set on SIGTERM: finish what was accepted, and say "not ready"
+        self._pixel_budget = PixelBudget(settings.max_decoding_pixels)
         self._classifier: Classifier | None = None
         self._batcher: Batcher | None = None
         self.load_seconds: float | None = None
@@ -42,12 +46,23 @@ class InferenceService:
         self._decoders: ThreadPoolExecutor | None = None
 
     @property
-    def ready(self) -> bool:
+    def loaded(self) -> bool:
+        """The model is loaded and warm, so requests can be served (also while draining)."""
         return self._ready.is_set()
 
     @property
+    def draining(self) -> bool:
+        return self._draining
+
+    @property
+    def ready(self) -> bool:
+        """Whether new traffic should come here: loaded and not shutting down. Load plays no part: an
+        overloaded server refuses the excess with 503 but stays ready (README, "What /ready means")."""
+        return self.loaded and not self._draining
+
+    @property
     def classifier(self) -> Classifier:
-        if self._classifier is None or not self.ready:
+        if self._classifier is None or not self.loaded:
             raise NotReady("the model is not loaded yet; retry once GET /ready answers 200")
         return self._classifier
 
@@ -123,12 +138,17 @@ class InferenceService:
     def prepare(self, data: bytes) -> np.ndarray:
         """Encoded image -> float32 [3, 224, 224]; raises decoding.ImageError for bad input."""
         classifier = self.classifier
-        started = time.monotonic()
-        try:
-            pixels = classifier.prepare(data)
-        except ImageError as exc:
-            self.metrics.image_errors.labels(type(exc).__name__).inc()
-            raise
+        if self._batcher is not None:
+            # Overloaded: refuse now, before the decoding this image would cost is spent on it.
+            self._batcher.ensure_room(1)
+        budget_wait_s = request_scope.remaining_s(self.settings.request_timeout_s)
+        with self._pixel_budget.reserve(image_pixels(data), budget_wait_s):
+            started = time.monotonic()
+            try:
+                pixels = classifier.prepare(data)
+            except ImageError as exc:
+                self.metrics.image_errors.labels(type(exc).__name__).inc()
+                raise
         self.metrics.stage_seconds.labels("preprocess").observe(time.monotonic() - started)
         return pixels
 
@@ -145,11 +165,19 @@ class InferenceService:
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:
         assert self._batcher is not None
-        return self._batcher.submit(batch, self.settings.request_timeout_s)
+        completed = self._batcher.run(batch, request_scope.remaining_s(self.settings.request_timeout_s))
+        request_scope.note_batch(len(batch), completed.batch_size)
+        return completed.logits
+
+    def begin_shutdown(self) -> None:
+        """Report not ready, so that load balancers send new requests elsewhere, but keep serving the
+        requests already accepted. Safe to call from a signal handler."""
+        self._draining = True
 
     def stop(self) -> None:
-        self._ready.clear()
+        """After the last request: refuse new work, finish what is queued, end the threads."""
+        self._draining = True
         if self._batcher is not None:
-            self._batcher.stop(self.settings.request_timeout_s)
+            self._batcher.stop(self.settings.shutdown_grace_s)
         if self._decoders is not None:
             self._decoders.shutdown(wait=False)

@@ -9,10 +9,17 @@ from ..postprocess import NUM_CLASSES
 from ..service import InferenceService
 
 DEFAULT_TOP_K = 5
+# Requests that match no route share one label, so scanners cannot create new metric series.
+UNMATCHED_ROUTE = "<unmatched>"
 
 
 def service() -> InferenceService:
     return current_app.extensions["densenet_service"]
+
+
+def route_label() -> str:
+    """The URL rule that matched (e.g. /inference/<path:filename>), never the raw path."""
+    return request.url_rule.rule if request.url_rule is not None else UNMATCHED_ROUTE
 
 
 def top_k_param() -> int:

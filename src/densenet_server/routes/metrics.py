@@ -8,12 +8,9 @@ from typing import Any
 from flask import Blueprint, Response, g, request
 
 from ..metrics import PROMETHEUS_CONTENT_TYPE
-from .common import service
+from .common import route_label, service
 
 blueprint = Blueprint("metrics", __name__)
-
-# Requests that match no route are counted under one label, so scanners cannot create new series.
-UNMATCHED_ROUTE = "<unmatched>"
 
 
 @blueprint.before_app_request
@@ -25,9 +22,8 @@ def _start_timer() -> None:
 def _count_request(response: Response) -> Response:
     started = g.pop("metrics_started", None)
     if started is not None:
-        route = request.url_rule.rule if request.url_rule is not None else UNMATCHED_ROUTE
         service().metrics.observe_request(
-            request.method, route, response.status_code, time.perf_counter() - started
+            request.method, route_label(), response.status_code, time.perf_counter() - started
         )
     return response
 

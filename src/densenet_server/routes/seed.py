@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 
-from .. import __version__
+from .. import __version__, request_scope
 from ..errors import ApiError
 from ..images_folder import ImageNotFound, UnsafePath, resolve_image_path
 from ..model import MODEL_NAME
@@ -32,7 +32,11 @@ def liveness() -> Any:
 
 @blueprint.get("/ready")
 def readiness() -> Any:
-    if not service().ready:
+    """200 while new requests should be sent here; see the README's "What /ready means"."""
+    the_service = service()
+    if the_service.draining:
+        raise ApiError(503, "shutting_down", "the server is shutting down; send requests elsewhere", {"Retry-After": "1"})
+    if not the_service.ready:
         raise ApiError(503, "not_ready", "the model is still loading", {"Retry-After": "1"})
     return jsonify({"status": "ready", "model": MODEL_NAME})
 
@@ -52,4 +56,11 @@ def classify_file(filename: str) -> Any:
             f"No image named '{filename}' in the images folder. Put the image into the images "
             f"folder ({images_dir}) and request /inference/{filename} again.",
         ) from exc
-    return jsonify(service().classify(path.read_bytes(), top_k))
+    limit = service().settings.max_body_bytes
+    with path.open("rb") as stream:
+        # A file of the folder gets the same byte limit as an upload: a huge one must not fill the memory.
+        data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise ApiError(413, "image_too_large", f"the file is larger than the server's limit of {limit} bytes (--max-body-bytes)")
+    request_scope.note_image_bytes(len(data))
+    return jsonify(service().classify(data, top_k))

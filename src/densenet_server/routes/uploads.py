@@ -8,6 +8,7 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from .. import request_scope
 from ..decoding import ImageError
 from ..errors import ApiError, api_error_from, error_response
 from .common import service, top_k_param
@@ -87,6 +88,7 @@ def _uploaded_images() -> list[tuple[str, bytes]]:
 @blueprint.post("/inference")
 def classify_uploads() -> Any:
     images = _uploaded_images()
+    request_scope.note_image_bytes(sum(len(data) for _, data in images))
     top_k = top_k_param()
     if len(images) == 1:
         return jsonify(service().classify(images[0][1], top_k))

@@ -13,7 +13,7 @@ import numpy as np
 from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from .. import __version__
+from .. import __version__, request_scope
 from ..decoding import ImageError
 from ..errors import api_error_from
 from ..model import MODEL_NAME
@@ -147,7 +147,7 @@ def model_metadata(model_name: str, model_version: str | None = None) -> Any:
 
 def _platform() -> str:
     the_service = service()
-    if not the_service.ready:
+    if not the_service.loaded:
         return _PLATFORMS["torch"]
     name = the_service.classifier.backend.name
     return _PLATFORMS.get(name, name)
@@ -161,7 +161,8 @@ def infer(model_name: str, model_version: str | None = None) -> Response:
     settings = the_service.settings
     if request.content_length is not None and request.content_length > settings.max_body_bytes:
         raise V2Error(413, _body_limit_message())
-    if not the_service.ready:
+    # Not `ready`: while the server drains, a request that reached it is still served.
+    if not the_service.loaded:
         raise V2Error(503, f"model '{MODEL_NAME}' is not ready yet; retry once /v2/health/ready answers 200", {"Retry-After": "1"})
     if request.headers.get("Content-Encoding", "identity").lower() != "identity":
         raise V2Error(400, "compressed request bodies (Content-Encoding) are not supported")
@@ -191,6 +192,7 @@ def _pixels_of(inputs: list[tuple[str, list[bytes] | np.ndarray]]) -> np.ndarray
         if isinstance(rows, np.ndarray):
             blocks.append(rows)
             continue
+        request_scope.note_image_bytes(sum(len(data) for data in rows))
         prepared = service().prepare_many(rows)
         for index, pixels in enumerate(prepared):
             if isinstance(pixels, ImageError):
