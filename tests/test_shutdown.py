@@ -1,0 +1,112 @@
+"""Graceful shutdown: on SIGTERM the server says "not ready", refuses new connections, answers every
+request it had accepted, and exits 0 within its grace period. End to end, with requests held in flight
+at a gate in front of the model (tests/support/gated_server.py)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+from support.gated_server import Gate, metric, refuses_connections, start_gated_server, wait_until
+from support.server_process import ServerProcess
+
+from densenet_server.config import load_settings
+from densenet_server.server import DrainingWorker, GunicornServer
+
+CAT = (Path(__file__).resolve().parents[1] / "images" / "cat.jpg").read_bytes()
+IN_FLIGHT = 5
+
+
+def post_cat(server: ServerProcess) -> requests.Response:
+    return server.post("/inference", data=CAT, headers={"Content-Type": "image/jpeg"})
+
+
+def ready_status(connection: http.client.HTTPConnection) -> tuple[int, dict]:
+    connection.request("GET", "/ready")
+    response = connection.getresponse()
+    return response.status, json.loads(response.read())
+
+
+def server_args(checkpoint_path: Path, images_dir: Path, *extra: str) -> list[str]:
+    return ["--weights", str(checkpoint_path), "--images-dir", str(images_dir), "--threads", "1",
+            "--max-batch-size", "1", "--max-batch-wait-ms", "0", "--http-threads", "16", *extra]
+
+
+def test_sigterm_drains_every_accepted_request_then_exits_0(
+    checkpoint_path: Path, images_dir: Path, tmp_path: Path
+) -> None:
+    gate = Gate(tmp_path)
+    server = start_gated_server(server_args(checkpoint_path, images_dir), gate)
+    try:
+        kept_alive = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        assert ready_status(kept_alive)[0] == 200
+        with ThreadPoolExecutor(IN_FLIGHT) as pool, gate.closed():
+            in_flight = [pool.submit(post_cat, server) for _ in range(IN_FLIGHT)]
+            gate.wait_entered()
+            wait_until(lambda: metric(server, "densenet_queue_images") == IN_FLIGHT - 1, "every request accepted")
+
+            server.process.send_signal(signal.SIGTERM)
+            # Not ready at once, as seen on a connection the server had already accepted...
+            answers = [ready_status(kept_alive)]
+            while answers[-1][0] == 200:
+                answers.append(ready_status(kept_alive))
+            status, body = answers[-1]
+            assert status == 503 and body["error"]["code"] == "shutting_down"
+            # ...and no new connection is taken any more, while the accepted requests still wait.
+            wait_until(lambda: refuses_connections(server.port), "new connections to be refused")
+            assert not any(request.done() for request in in_flight)
+
+            gate.open()
+            for request in in_flight:
+                assert request.result().status_code == 200
+                assert request.result().json()["class"]
+        assert server.process.wait(60) == 0
+        log = server.log()
+        assert "SIGABRT" not in log and "Traceback" not in log and "SIGKILL" not in log
+    finally:
+        server.stop()
+
+
+def test_a_request_held_past_the_grace_period_still_gets_an_answer_and_the_server_exits_0(
+    checkpoint_path: Path, images_dir: Path, tmp_path: Path
+) -> None:
+    """The gate never opens: the deadline (at most the grace period) answers the request, and the server
+    does not wait for the stuck forward pass beyond its grace period."""
+    gate = Gate(tmp_path)
+    args = server_args(checkpoint_path, images_dir, "--request-timeout-s", "2", "--shutdown-grace-s", "3")
+    server = start_gated_server(args, gate)
+    try:
+        with ThreadPoolExecutor(1) as pool, gate.closed():
+            stuck = pool.submit(post_cat, server)
+            gate.wait_entered()
+            server.process.send_signal(signal.SIGTERM)
+            response = stuck.result()
+            assert response.status_code == 504 and response.json()["error"]["code"] == "deadline_exceeded"
+            assert server.process.wait(60) == 0
+    finally:
+        server.stop()
+
+
+def test_gunicorn_gets_the_grace_period_and_the_draining_worker() -> None:
+    settings = load_settings({"shutdown_grace_s": 7, "request_timeout_s": 5.0}, environ={})
+    config = GunicornServer(settings).cfg
+    assert config.graceful_timeout == 7
+    assert config.worker_class is DrainingWorker
+    assert config.accesslog is None  # the app writes the access log itself
+
+
+@pytest.mark.parametrize(
+    ("flags", "problem"),
+    [
+        ({"shutdown_grace_s": 10, "request_timeout_s": 20.0}, "shutdown_grace_s must be at least request_timeout_s"),
+        ({"shutdown_grace_s": 0, "request_timeout_s": 0.5}, "shutdown_grace_s must be at least 1"),
+    ],
+)
+def test_a_grace_period_shorter_than_the_deadline_is_refused(flags: dict, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        load_settings(flags, environ={})
