@@ -99,8 +99,11 @@ def test_queue_bound_refuses_at_once_with_a_retry_hint() -> None:
     pool = ThreadPoolExecutor(2)
     busy = pool.submit(batcher.submit, rows(1, 2), 10)  # occupies the worker
     model.started.wait(5)
+    batcher.ensure_room(2)  # the queue itself is still empty
     queued = pool.submit(batcher.submit, rows(3, 4), 10)  # fills the queue
     time.sleep(0.05)
+    with pytest.raises(QueueFull):
+        batcher.ensure_room(1)  # what a caller checks before decoding
     started = time.monotonic()
     with pytest.raises(QueueFull) as refused:
         batcher.submit(rows(5), timeout_s=10)
@@ -157,20 +160,3 @@ def test_a_request_whose_deadline_has_passed_is_refused_before_queueing() -> Non
         batcher.submit(rows(1), timeout_s=0)
     assert batcher.queued_images == 0 and model.batch_sizes == []
     batcher.stop()
-
-
-def test_ensure_room_refuses_only_what_would_not_fit() -> None:
-    model = RecordingModel(delay_s=0.5)
-    batcher = Batcher(model, max_batch_size=1, max_wait_s=0.0, max_queue_images=2)
-    pool = ThreadPoolExecutor(2)
-    busy = pool.submit(batcher.submit, rows(1), 10)
-    model.started.wait(5)
-    queued = pool.submit(batcher.submit, rows(2), 10)
-    while batcher.queued_images < 1:
-        time.sleep(0.01)
-    batcher.ensure_room(1)  # one more fits
-    with pytest.raises(QueueFull):
-        batcher.ensure_room(2)
-    busy.result(), queued.result()
-    batcher.stop()
-    pool.shutdown()

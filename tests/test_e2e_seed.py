@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import os
 from pathlib import Path
 
 import numpy as np
@@ -103,27 +104,57 @@ def test_broken_images(server: ServerProcess, name: str, code: str) -> None:
     assert_error(server.get(f"/inference/{name}"), 400, code)
 
 
+@pytest.fixture(scope="module")
+def special_files(images_dir: Path) -> str:
+    """Files that are no images to read: a FIFO (reading it would block), a link to a device, and a sparse
+    file larger than --max-body-bytes (reading it whole would fill the memory)."""
+    folder = images_dir / "special"
+    folder.mkdir(exist_ok=True)
+    os.mkfifo(folder / "fifo.jpg")
+    (folder / "dev-zero.jpg").symlink_to("/dev/zero")
+    with (folder / "huge.jpg").open("wb") as stream:
+        stream.truncate(21 * 1024 * 1024)
+    return folder.name
+
+
 @pytest.mark.parametrize(
-    "raw_path",
+    ("raw_path", "status", "code"),
     [
-        "/inference/../pyproject.toml",
-        "/inference/%2e%2e/secret.jpg",
-        "/inference/%2E%2E%2Fsecret.jpg",
-        "/inference/nested/../../secret.jpg",
-        "/inference//etc/passwd",
-        "/inference/%2Fetc%2Fpasswd",
-        "/inference/..%5Csecret.jpg",
-        "/inference/cat.jpg%00.png",
-        "/inference/link-out.jpg",
-        "/inference/dir-link-out/secret.jpg",
-        "/inference/" + "a" * 3000 + ".jpg",
+        ("/inference/../pyproject.toml", 400, "invalid_path"),
+        ("/inference/..", 400, "invalid_path"),
+        ("/inference/%2e%2e/secret.jpg", 400, "invalid_path"),
+        ("/inference/%2E%2E%2Fsecret.jpg", 400, "invalid_path"),
+        ("/inference/nested/../../secret.jpg", 400, "invalid_path"),
+        ("/inference/a/..%2f..%2fsecret.jpg", 400, "invalid_path"),
+        ("/inference/..%5Csecret.jpg", 400, "invalid_path"),
+        ("/inference/C:%5Cwindows%5Cwin.ini", 400, "invalid_path"),
+        ("/inference/cat.jpg%00.png", 400, "invalid_path"),
+        ("/inference/" + "a" * 3000 + ".jpg", 400, "invalid_path"),
+        # An absolute path never matches the route (its name would start with "/").
+        ("/inference//etc/passwd", 404, "not_found"),
+        ("/inference/%2Fetc%2Fpasswd", 404, "not_found"),
+        # Decoded once only: "%2e%2e" stays a literal (and absent) name.
+        ("/inference/%252e%252e/secret.jpg", 404, "image_not_found"),
+        ("/inference/%ff%fe.jpg", 404, "image_not_found"),
+        ("/inference/" + "b" * 300 + ".jpg", 404, "image_not_found"),  # over the file system's name limit
+        ("/inference/.", 404, "image_not_found"),
+        ("/inference/link-out.jpg", 404, "image_not_found"),
+        ("/inference/dir-link-out/secret.jpg", 404, "image_not_found"),
+        ("/inference/special/fifo.jpg", 404, "image_not_found"),
+        ("/inference/special/dev-zero.jpg", 404, "image_not_found"),
     ],
 )
-def test_path_escapes_never_serve_outside_files(server: ServerProcess, raw_path: str) -> None:
-    status, body = raw_get(server, raw_path)
-    assert status in (400, 404), body
-    assert set(body) == {"error"}
-    assert body["error"]["code"] in {"invalid_path", "image_not_found", "not_found"}
+def test_path_tricks_never_serve_outside_files(
+    server: ServerProcess, special_files: str, raw_path: str, status: int, code: str
+) -> None:
+    answer_status, body = raw_get(server, raw_path)
+    assert (answer_status, set(body), body["error"]["code"]) == (status, {"error"}, code), body
+    assert body["error"]["message"]
+
+
+def test_a_file_over_the_body_limit_is_not_read(server: ServerProcess, special_files: str) -> None:
+    error = assert_error(server.get(f"/inference/{special_files}/huge.jpg"), 413, "image_too_large")
+    assert "--max-body-bytes" in error["message"]
 
 
 def test_unknown_route_and_method_are_json(server: ServerProcess) -> None:

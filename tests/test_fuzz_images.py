@@ -1,0 +1,76 @@
+"""Hypothesis mutates valid images of every accepted format and mode (flipped bits, overwritten,
+inserted, deleted and repeated bytes, cuts; mostly in the headers, where the parsers decide): the decoder
+returns a usable image or an ImageError, and the server answers 200 or a JSON 4xx; never anything else.
+Seeded and bounded, so CI stays fast and repeatable."""
+
+from __future__ import annotations
+
+import warnings
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from support.hostile_corpus import MAX_IMAGE_PIXELS, build_corpus
+from support.server_process import ServerProcess
+
+from densenet_server.decoding import ImageError, decode_image
+from densenet_server.preprocess import INPUT_SHAPE, preprocess
+
+# The corpus' valid images, small enough to mutate quickly: every accepted format and odd mode.
+SEEDS = [case.data for case in build_corpus() if case.status == 200 and len(case.data) < 20_000]
+HEADER_BYTES = 96
+FUZZ_SETTINGS = settings(derandomize=True, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+DECODER_EXAMPLES = 600
+HTTP_EXAMPLES = 80
+
+
+@st.composite
+def mutated_images(draw: st.DrawFn) -> bytes:
+    data = bytearray(draw(st.sampled_from(SEEDS)))
+    for _ in range(draw(st.integers(1, 6))):
+        if not data:
+            break
+        last = len(data) - 1
+        position = draw(st.one_of(st.integers(0, min(HEADER_BYTES, last)), st.integers(0, last)))
+        mutation = draw(st.sampled_from(["flip", "overwrite", "insert", "delete", "repeat", "cut"]))
+        if mutation == "flip":
+            data[position] ^= 1 << draw(st.integers(0, 7))
+        elif mutation == "overwrite":
+            data[position] = draw(st.sampled_from([0x00, 0x01, 0x7F, 0x80, 0xFF])) if draw(st.booleans()) else draw(st.integers(0, 255))
+        elif mutation == "insert":
+            data[position:position] = draw(st.binary(min_size=1, max_size=16))
+        elif mutation == "delete":
+            del data[position : position + draw(st.integers(1, 16))]
+        elif mutation == "repeat":
+            data[position:position] = data[position : position + draw(st.integers(1, 64))]
+        else:
+            del data[position:]
+    return bytes(data)
+
+
+@settings(FUZZ_SETTINGS, max_examples=DECODER_EXAMPLES)
+@given(data=mutated_images())
+def test_decoder_returns_an_image_or_an_image_error(data: bytes) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # libtiff and Pillow warn about what they repair; not our concern
+        try:
+            pixels = preprocess(decode_image(data, MAX_IMAGE_PIXELS))
+        except ImageError:
+            return
+    assert pixels.shape == INPUT_SHAPE
+
+
+@settings(FUZZ_SETTINGS, max_examples=HTTP_EXAMPLES)
+@given(data=mutated_images())
+def test_server_answers_200_or_a_json_4xx(server: ServerProcess, data: bytes) -> None:
+    response = server.post("/inference", data=data, headers={"Content-Type": "application/octet-stream"})
+    assert response.status_code in (200, 400, 413, 415), response.text
+    body = response.json()
+    if response.status_code == 200:
+        assert body["class"] == body["top_k"][0]["label"]
+    else:
+        assert body["error"]["code"] in {"invalid_image", "missing_file", "image_too_large", "unsupported_image_format"}
+
+
+def test_server_is_still_ready_after_the_fuzzing(server: ServerProcess) -> None:
+    assert server.get("/ready").status_code == 200
+    assert "unhandled error" not in server.log()
