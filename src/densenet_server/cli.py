@@ -1,4 +1,4 @@
-"""The `densenet-server` command: serve | classify | evaluate | export | bench | config."""
+"""The `densenet-server` command: serve | classify | evaluate | export | bench | soak | config."""
 
 from __future__ import annotations
 
@@ -92,6 +92,15 @@ def _bench(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _soak(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        from .soak import run_from_cli
+    except ImportError as exc:
+        log.error("the soak needs the 'bench' extra (pip install 'densenet-server[bench]'): %s", exc)
+        return 2
+    return run_from_cli(settings, args)
+
+
 def _int_list(raw: str) -> list[int]:
     try:
         values = [int(part) for part in raw.split(",")]
@@ -164,6 +173,19 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--output", "-o", type=Path, default=None, help="also write the Markdown report to this file")
     config.add_arguments(bench, [config.MODEL, config.BATCHING, config.LIMITS])
     bench.set_defaults(handler=_bench)
+
+    soak = commands.add_parser(
+        "soak", help="overload the real server for minutes, then SIGTERM it under load; prints a Markdown report"
+    )
+    soak.add_argument("--minutes", type=float, default=10.0, help="length of the overload (default 10)")
+    soak.add_argument("--overload", type=float, default=2.0, help="offered load as a multiple of the measured capacity (default 2)")
+    soak.add_argument("--capacity-s", dest="capacity_s", type=float, default=30.0, help="seconds of the capacity measurement (default 30)")
+    soak.add_argument("--capacity-clients", dest="capacity_clients", type=int, default=16, help="closed-loop clients measuring the capacity (default 16)")
+    soak.add_argument("--interval-s", dest="interval_s", type=float, default=60.0, help="seconds per row of the report (default 60)")
+    soak.add_argument("--photos", type=Path, nargs="+", default=[Path("images")], help="folders of photos to make the request JPEGs from; the first with photos is used (default: images)")
+    soak.add_argument("--output", "-o", type=Path, default=None, help="also write the Markdown report to this file")
+    config.add_arguments(soak, [config.MODEL, config.BATCHING, config.LIMITS])
+    soak.set_defaults(handler=_soak)
 
     show = commands.add_parser("config", help="print every setting as a Markdown table")
     show.set_defaults(handler=_print_config)

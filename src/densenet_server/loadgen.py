@@ -1,8 +1,11 @@
-"""A small closed-loop HTTP load generator for the benchmark and soak commands (not used by the server).
+"""A small HTTP load generator for the benchmark and soak commands (not used by the server).
 
-``concurrency`` clients each send one request, wait for its answer, and send the next, until the time
-budget or the request budget is spent. Every answer is counted by status, so non-2xx answers and
-connection failures are never hidden in a throughput figure.
+Closed loop (run_load): ``concurrency`` clients each send one request, wait for its answer, and send the
+next, until the time budget or the request budget is spent. Open loop (run_rate): requests start at a
+fixed rate whatever the answers, as independent users do; the way to offer a server more than it can
+take. Every answer is counted by status, so non-2xx answers and connection failures are never hidden in
+a throughput figure; a connection that breaks after the request went out (DISCONNECTED: possibly
+accepted, certainly unanswered) is told apart from one that never opened (CONNECTION_ERROR).
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ class RequestSpec:
 # Given the running request number, the request to send (so callers can cycle through images).
 RequestFactory = Callable[[int], RequestSpec]
 
-CONNECTION_ERROR = "connection_error"
+CONNECTION_ERROR = "connection_error"  # no connection: refused or unreachable; the server never saw it
+DISCONNECTED = "disconnected"  # the connection broke before an answer came
 TIMEOUT = "timeout"
 
 
@@ -66,6 +70,27 @@ class LoadResult:
         return float(np.percentile(np.asarray(self.latencies_s), percentile) * 1000.0)
 
 
+async def _send(client: httpx.AsyncClient, spec: RequestSpec, result: LoadResult) -> str:
+    """Send one request and count its outcome in ``result``; returns the status it was counted as."""
+    started = time.perf_counter()
+    try:
+        response = await client.request(spec.method, spec.path, content=spec.content, headers=spec.headers)
+        await response.aread()
+    except httpx.TimeoutException:
+        status = TIMEOUT
+    except httpx.ConnectError:
+        status = CONNECTION_ERROR
+    except httpx.TransportError:
+        status = DISCONNECTED
+    else:
+        status = str(response.status_code)
+        if status.startswith("2"):
+            result.latencies_s.append(time.perf_counter() - started)
+            result.images_ok += spec.images
+    result.statuses[status] += 1
+    return status
+
+
 async def _client_loop(
     client: httpx.AsyncClient,
     make_request: RequestFactory,
@@ -77,23 +102,9 @@ async def _client_loop(
     while time.monotonic() < deadline and (max_requests is None or counter[0] < max_requests):
         spec = make_request(counter[0])
         counter[0] += 1
-        started = time.perf_counter()
-        try:
-            response = await client.request(spec.method, spec.path, content=spec.content, headers=spec.headers)
-            await response.aread()
-        except httpx.TimeoutException:
-            result.statuses[TIMEOUT] += 1
-            continue
-        except httpx.TransportError:
-            result.statuses[CONNECTION_ERROR] += 1
+        if await _send(client, spec, result) in (CONNECTION_ERROR, DISCONNECTED):
             # A refused connection returns at once; don't spin on a server that is down.
             await asyncio.sleep(0.05)
-            continue
-        status = str(response.status_code)
-        result.statuses[status] += 1
-        if status.startswith("2"):
-            result.latencies_s.append(time.perf_counter() - started)
-            result.images_ok += spec.images
 
 
 async def run_load_async(
@@ -103,8 +114,10 @@ async def run_load_async(
     duration_s: float,
     max_requests: int | None = None,
     timeout_s: float = 60.0,
+    result: LoadResult | None = None,
 ) -> LoadResult:
-    result = LoadResult(concurrency)
+    """run_load() in a running event loop; counts into ``result`` as answers come, if one is given."""
+    result = result if result is not None else LoadResult(concurrency)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=timeout_s) as client:
         counter = [0]
@@ -127,3 +140,34 @@ def run_load(
 ) -> LoadResult:
     """Drive ``base_url`` with ``concurrency`` closed-loop clients for at most ``duration_s`` seconds."""
     return asyncio.run(run_load_async(base_url, make_request, concurrency, duration_s, max_requests, timeout_s))
+
+
+async def run_rate_async(
+    base_url: str,
+    make_request: RequestFactory,
+    rate_per_s: float,
+    duration_s: float,
+    max_in_flight: int = 1024,
+    timeout_s: float = 60.0,
+    result: LoadResult | None = None,
+) -> LoadResult:
+    """Start a request every 1/``rate_per_s`` seconds for ``duration_s`` seconds, whatever the answers
+    (open loop), then wait for the last answers. Counts into ``result`` as answers come, if one is given.
+    At most ``max_in_flight`` connections: beyond that, requests wait for one, and that wait is part of
+    their latency, as it would be for a user."""
+    result = result if result is not None else LoadResult(max_in_flight)
+    limits = httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight)
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=timeout_s) as client:
+        started = time.monotonic()
+        in_flight: set[asyncio.Task[str]] = set()
+        number = 0
+        # Start times follow the schedule, not the previous request: a slow answer delays nothing else.
+        while (due := number / rate_per_s) < duration_s:
+            await asyncio.sleep(max(0.0, started + due - time.monotonic()))
+            task = asyncio.create_task(_send(client, make_request(number), result))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+            number += 1
+        await asyncio.gather(*in_flight)
+        result.seconds = time.monotonic() - started
+    return result
