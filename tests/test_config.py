@@ -34,7 +34,13 @@ def test_flags_override_environment() -> None:
 
 @pytest.mark.parametrize(
     "environ",
-    [{"DENSENET_PORT": "seventy"}, {"DENSENET_PORT": "0"}, {"DENSENET_MAX_BATCH_SIZE": "0"}, {"DENSENET_MAX_QUEUE_IMAGES": "2"}],
+    [
+        {"DENSENET_PORT": "seventy"}, {"DENSENET_PORT": "0"}, {"DENSENET_MAX_BATCH_SIZE": "0"}, {"DENSENET_MAX_QUEUE_IMAGES": "2"},
+        {"DENSENET_SHUTDOWN_GRACE_S": "10"},  # shorter than the request deadline: accepted requests could be cut
+        {"DENSENET_SHUTDOWN_GRACE_S": "0", "DENSENET_REQUEST_TIMEOUT_S": "0.5"},
+        {"DENSENET_MAX_DECODING_PIXELS": "1000"},  # below --max-image-pixels: a large image could never decode
+        {"DENSENET_ACCESS_LOG": ""},
+    ],
 )
 def test_invalid_values_are_refused(environ: dict[str, str]) -> None:
     with pytest.raises(ValueError):

@@ -10,6 +10,7 @@ import signal
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import psutil
 import pytest
 import requests
 from support.gated_server import Gate, metric, refuses_connections, start_gated_server, wait_until
@@ -70,6 +71,33 @@ def test_sigterm_drains_every_accepted_request_then_exits_0(
         assert "SIGABRT" not in log and "Traceback" not in log and "SIGKILL" not in log
     finally:
         server.stop()
+
+
+def sigterm_pending(pid: int) -> bool:
+    """Whether SIGTERM waits for delivery to process ``pid`` (its status' pending-signal masks)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    masks = [int(line.split()[1], 16) for line in status.splitlines() if line.startswith(("SigPnd:", "ShdPnd:"))]
+    return any(mask & (1 << (signal.SIGTERM - 1)) for mask in masks)
+
+
+def test_connections_waiting_in_the_backlog_at_sigterm_are_answered(checkpoint_path: Path, images_dir: Path) -> None:
+    """Under load gthread accepts one connection per loop; those the kernel holds when SIGTERM comes have
+    sent their requests already, and must be answered rather than reset."""
+    with ServerProcess.start(server_args(checkpoint_path, images_dir)) as server:
+        (worker,) = psutil.Process(server.process.pid).children()
+        worker.suspend()
+        try:
+            waiting = [http.client.HTTPConnection("127.0.0.1", server.port, timeout=60) for _ in range(3)]
+            for connection in waiting:
+                connection.request("POST", "/inference", body=CAT, headers={"Content-Type": "image/jpeg"})
+            server.process.send_signal(signal.SIGTERM)
+            wait_until(lambda: sigterm_pending(worker.pid), "the server to pass SIGTERM on to its worker")
+        finally:
+            worker.resume()
+        for connection in waiting:
+            response = connection.getresponse()
+            assert response.status == 200 and json.loads(response.read())["class"]
+        assert server.process.wait(60) == 0
 
 
 def test_a_request_held_past_the_grace_period_still_gets_an_answer_and_the_server_exits_0(

@@ -35,9 +35,10 @@ class DrainingWorker(ThreadWorker):  # type: ignore[misc]
 
     On SIGTERM, gthread stops accepting, serves the connections it has accepted for at most
     graceful_timeout, and exits. This adds: /ready answers 503 from the first moment (so load balancers
-    stop sending), the listening socket closes as soon as accepting stops (new connections are refused
-    at once, instead of waiting in the kernel's backlog for a worker that will never take them), and
-    after the last request the inference queue is drained and its thread ended.
+    stop sending), the connections already waiting in the kernel's backlog are taken too and the listening
+    socket closes as soon as accepting stops (later connections are refused at once, instead of waiting
+    for a worker that will never take them), and after the last request the inference queue is drained
+    and its thread ended.
     """
 
     app: GunicornServer
@@ -51,7 +52,17 @@ class DrainingWorker(ThreadWorker):  # type: ignore[misc]
         super().set_accept_enabled(enabled)
         if not enabled and not self.alive:
             for listener in self.sockets:
+                self._accept_backlog(listener)
                 listener.close()
+
+    def _accept_backlog(self, listener: Any) -> None:
+        """Take every connection the kernel has completed but gthread has not yet accepted (under load it
+        accepts one per loop): their clients have sent requests, which closing the socket would reset."""
+        while True:
+            connections = self.nr_conns
+            self.accept(listener)  # gthread's own accept; it ignores "nothing left" (EAGAIN)
+            if self.nr_conns == connections:
+                return
 
     def run(self) -> None:
         try:
