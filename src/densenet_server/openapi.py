@@ -61,10 +61,10 @@ _MODEL_VERSION = {
 }
 _CLASSIFY_ERRORS = {
     "400": _error("`invalid_image` (empty, truncated, not an image) or `invalid_argument` (top_k)"),
-    "413": _error("`image_too_large`: more pixels than --max-image-pixels"),
+    "413": _error("`image_too_large`: more pixels than --max-image-pixels (or a folder's file over --max-body-bytes)"),
     "415": _error("`unsupported_image_format`: an image format the server does not accept"),
     "503": _error("`not_ready` (model loading), `overloaded` (queue full) or `shutting_down`", True),
-    "504": _error("`deadline_exceeded`: inference did not finish within --request-timeout-s"),
+    "504": _error("`deadline_exceeded`: the request's deadline (--request-timeout-s) passed"),
 }
 # An 8x8 orange PNG: a real image, so that the example request is one the server accepts.
 _EXAMPLE_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAFUlEQVR42mM8UaHBgA0wMeAAg1MCAB4nAXgllso1AAAAAElFTkSuQmCC"
@@ -351,11 +351,11 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         "/ready": {
             "get": {
                 "tags": ["Seed"],
-                "summary": "Readiness: 200 once the model is loaded and warm",
+                "summary": "Readiness: 200 while the model is loaded and warm and the server is not shutting down",
                 "operationId": "readiness",
                 "responses": {
                     "200": _json(_ref("Readiness"), "Ready"),
-                    "503": _error("`not_ready`: the model is still loading", True),
+                    "503": _error("`not_ready` (the model is still loading) or `shutting_down` (SIGTERM received)", True),
                 },
             }
         },
@@ -518,7 +518,8 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "description": (
                 "Classifies images with torchvision's DenseNet-121 (ImageNet-1k). Errors are JSON "
                 '`{"error": {"code": "...", "message": "..."}}`, except under /v2, which answers in the '
-                'Open Inference Protocol\'s own `{"error": "..."}` form.'
+                'Open Inference Protocol\'s own `{"error": "..."}` form. Every answer carries an `X-Request-ID` '
+                "header: the request's own when it sent a plausible one, else a new one."
             ),
             "license": {"name": "MIT", "identifier": "MIT"},
         },
