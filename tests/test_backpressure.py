@@ -14,6 +14,9 @@ import requests
 from support.gated_server import Gate, metric, start_gated_server, wait_until
 from support.server_process import ServerProcess
 
+from densenet_server.config import load_settings
+from densenet_server.server import overload_warning
+
 CAT = (Path(__file__).resolve().parents[1] / "images" / "cat.jpg").read_bytes()
 QUEUE_IMAGES = 2
 
@@ -107,3 +110,9 @@ def test_requests_past_their_deadline_get_504_and_never_reach_the_model(
     # The queued request gave up before its turn: only the held pass and the last request ran.
     assert metric(server, "densenet_inference_batch_size_count") == batches_before + 2
     assert server.get("/ready").status_code == 200
+
+
+def test_too_few_http_threads_to_fill_the_queue_are_warned_about() -> None:
+    assert overload_warning(load_settings({}, environ={})) is None  # the defaults shed load
+    warning = overload_warning(load_settings({"http_threads": 32}, environ={}))
+    assert warning is not None and "--http-threads 32" in warning and "503" in warning

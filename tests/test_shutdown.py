@@ -11,7 +11,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psutil
-import pytest
 import requests
 from support.gated_server import Gate, metric, refuses_connections, start_gated_server, wait_until
 from support.server_process import ServerProcess
@@ -126,15 +125,3 @@ def test_gunicorn_gets_the_grace_period_and_the_draining_worker() -> None:
     assert config.graceful_timeout == 7
     assert config.worker_class is DrainingWorker
     assert config.accesslog is None  # the app writes the access log itself
-
-
-@pytest.mark.parametrize(
-    ("flags", "problem"),
-    [
-        ({"shutdown_grace_s": 10, "request_timeout_s": 20.0}, "shutdown_grace_s must be at least request_timeout_s"),
-        ({"shutdown_grace_s": 0, "request_timeout_s": 0.5}, "shutdown_grace_s must be at least 1"),
-    ],
-)
-def test_a_grace_period_shorter_than_the_deadline_is_refused(flags: dict, problem: str) -> None:
-    with pytest.raises(ValueError, match=problem):
-        load_settings(flags, environ={})

@@ -12,7 +12,6 @@ from gunicorn.workers.gthread import ThreadWorker
 
 from . import access_log
 from .config import Settings
-from .malloc_tuning import tune_malloc
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -122,12 +121,22 @@ def serve(settings: Settings) -> None:
         settings.port,
         settings.images_dir.resolve(),
     )
-    if settings.http_threads <= settings.max_queue_images + settings.max_batch_size:
-        log.warning(
-            "--http-threads %d is not above --max-queue-images + --max-batch-size (%d): under overload, "
-            "requests will wait for a free thread instead of being refused with 503",
-            settings.http_threads, settings.max_queue_images + settings.max_batch_size,
-        )
-    # Before gunicorn forks its worker and any thread starts, so that every allocation follows it.
-    tune_malloc()
+    warning = overload_warning(settings)
+    if warning:
+        log.warning("%s", warning)
     GunicornServer(settings).run()
+
+
+def overload_warning(settings: Settings) -> str | None:
+    """Why overload would not be refused at once with these settings (None: it would).
+
+    Each request waiting for the model holds an HTTP thread. With no more threads than the queue and a
+    running batch can hold, all threads wait before the queue is full, and further requests wait for a
+    thread inside gunicorn, unbounded, instead of getting 503."""
+    can_wait = settings.max_queue_images + settings.max_batch_size
+    if settings.http_threads > can_wait:
+        return None
+    return (
+        f"--http-threads {settings.http_threads} is not above --max-queue-images + --max-batch-size "
+        f"({can_wait}): under overload, requests will wait for a free thread instead of being refused with 503"
+    )
