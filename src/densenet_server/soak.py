@@ -33,7 +33,7 @@ import numpy as np
 import psutil
 
 from . import bench_images
-from .bench import _server_environment, _upload_requests  # the benchmark's: same server, same uploads
+from .bench import _server_environment, upload_requests  # the benchmark's: same server, same uploads
 from .config import Settings
 from .loadgen import (
     CONNECTION_ERROR,
@@ -226,7 +226,7 @@ def run_soak(settings: Settings, options: SoakOptions, progress: Callable[[str],
     photos = bench_images.find_photos(options.photos_dirs)
     with tempfile.TemporaryDirectory(prefix="densenet-soak-") as temporary:
         images = bench_images.write_jpegs(photos, Path(temporary), bench_images.WEB_SIZE, "web", options.images)
-        make_request = _upload_requests(images)
+        make_request = upload_requests(images)
         progress("starting the server ...")
         with LocalServer.start(["--images-dir", temporary], env=_server_environment(settings)) as server:
             run_load(server.base_url, make_request, options.capacity_clients, options.warmup_s)
