@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from densenet_server.batching import Batcher, BatcherStopped, DeadlineExceeded, QueueFull
+from densenet_server.batching import Batcher, Completed, BatcherStopped, DeadlineExceeded, QueueFull
 
 
 class RecordingModel:
@@ -59,12 +59,57 @@ def test_request_larger_than_the_batch_limit_runs_alone() -> None:
     batcher.stop()
 
 
-def test_lone_request_is_flushed_after_the_wait() -> None:
+def test_a_request_with_nothing_else_on_its_way_runs_at_once() -> None:
+    batcher = Batcher(RecordingModel(), max_batch_size=64, max_wait_s=30.0, max_queue_images=64)
+    started = time.monotonic()
+    with batcher.expecting(1):
+        batcher.submit(rows(1), timeout_s=60)
+    assert time.monotonic() - started < 10.0  # far below the 30 s it would wait for more
+    batcher.stop()
+
+
+def test_a_partial_batch_is_flushed_after_the_wait_when_announced_images_do_not_come() -> None:
     batcher = Batcher(RecordingModel(), max_batch_size=64, max_wait_s=0.2, max_queue_images=64)
+    announced = threading.Event()
+    release = threading.Event()
+
+    def slow_decoder() -> None:
+        with batcher.expecting(1):  # announces an image, then takes long to "decode" it
+            announced.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=slow_decoder)
+    thread.start()
+    announced.wait(5)
     started = time.monotonic()
     batcher.submit(rows(1), timeout_s=5)
     waited = time.monotonic() - started
+    release.set()
+    thread.join()
     assert 0.2 <= waited < 2.0
+    batcher.stop()
+
+
+def test_announced_images_that_arrive_within_the_wait_share_the_batch() -> None:
+    model = RecordingModel()
+    batcher = Batcher(model, max_batch_size=64, max_wait_s=5.0, max_queue_images=64)
+    first_submitted = threading.Event()
+
+    def late_request() -> np.ndarray:
+        with batcher.expecting(2):
+            first_submitted.wait(5)
+            time.sleep(0.1)  # still "decoding" when the first request is queued
+            return batcher.submit(rows(2, 3), timeout_s=10)
+
+    with ThreadPoolExecutor(1) as pool:
+        late = pool.submit(late_request)
+        while batcher._incoming_images != 2:  # the announcement is in before the first request queues
+            time.sleep(0.01)
+        first_submitted.set()
+        first = batcher.submit(rows(1), timeout_s=10)
+        np.testing.assert_array_equal(late.result()[:, 0], [2, 3])
+    np.testing.assert_array_equal(first[:, 0], [1])
+    assert model.batch_sizes == [3]
     batcher.stop()
 
 
@@ -142,12 +187,60 @@ def test_stop_finishes_queued_work_and_refuses_new_work() -> None:
     pool.shutdown()
 
 
+def test_parallel_lanes_run_batches_at_once_and_a_lone_batch_uses_every_thread() -> None:
+    solo_started, lane_started = threading.Event(), threading.Event()
+    calls: list[str] = []
+
+    def solo(batch: np.ndarray) -> np.ndarray:
+        calls.append("solo")
+        solo_started.set()
+        # Finishes only once a second batch has started beside it: fails if batches ran one by one.
+        if not lane_started.wait(5):
+            raise RuntimeError("no second forward pass ran in parallel")
+        return RecordingModel()(batch)
+
+    def lane(batch: np.ndarray) -> np.ndarray:
+        calls.append("lane")
+        lane_started.set()
+        return RecordingModel()(batch)
+
+    batcher = Batcher(solo, max_batch_size=1, max_wait_s=0.0, max_queue_images=8, parallel_predicts=[lane, lane])
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(batcher.submit, rows(1), 10)
+        assert solo_started.wait(5)  # nothing else ran: the all-threads predict
+        second = pool.submit(batcher.submit, rows(2), 10)
+        np.testing.assert_array_equal(second.result()[:, 0], [2])
+        np.testing.assert_array_equal(first.result()[:, 0], [1])
+    assert calls == ["solo", "lane"]
+    batcher.stop()
+
+
+def test_lanes_serve_every_request_under_load() -> None:
+    lanes = [RecordingModel(delay_s=0.01), RecordingModel(delay_s=0.01)]
+    solo = RecordingModel(delay_s=0.01)
+    batcher = Batcher(solo, max_batch_size=4, max_wait_s=0.01, max_queue_images=64, parallel_predicts=lanes)
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(lambda i: batcher.submit(rows(float(i)), timeout_s=10), range(64)))
+    for i, logits in enumerate(results):
+        np.testing.assert_array_equal(logits, [[i, 2 * i, 3 * i]])
+    assert sum(sum(model.batch_sizes) for model in (solo, *lanes)) == 64
+    assert all(model.batch_sizes for model in lanes), "both lanes took work"
+    batcher.stop()
+
+
 def test_run_reports_the_size_of_the_forward_pass_it_rode_in() -> None:
     model = RecordingModel(delay_s=0.05)
-    batcher = Batcher(model, max_batch_size=8, max_wait_s=0.2, max_queue_images=16)
+    batcher = Batcher(model, max_batch_size=8, max_wait_s=5.0, max_queue_images=16)
+    both_announced = threading.Barrier(2)
+
+    def run(values: tuple[float, ...]) -> Completed:
+        with batcher.expecting(len(values)):
+            both_announced.wait(5)
+            return batcher.run(rows(*values), timeout_s=10)
+
     with ThreadPoolExecutor(2) as pool:
-        completed = list(pool.map(lambda values: batcher.run(rows(*values), timeout_s=10), [(1.0,), (2.0, 3.0)]))
-    assert model.batch_sizes == [3]  # both requests arrived within the wait: one pass of 3 images
+        completed = list(pool.map(run, [(1.0,), (2.0, 3.0)]))
+    assert model.batch_sizes == [3]  # the first waited for the announced second: one pass of 3 images
     assert [c.batch_size for c in completed] == [3, 3]
     np.testing.assert_array_equal(completed[1].logits[:, 0], [2.0, 3.0])
     batcher.stop()

@@ -4,19 +4,26 @@ Semantics (the ones TorchServe and BentoML users ask for):
 - the batch limit counts images, not requests;
 - the wait is counted from the arrival of the batch's first image, so a lone request never waits longer
   than ``max_wait_s`` before its forward pass starts;
+- the worker waits only for images that are known to be on their way (``expecting()``: a request thread
+  announces them before it decodes them), so a request that arrives alone runs at once;
 - the queue is bounded in images: a request that does not fit is refused at once (``QueueFull``), never
   parked;
-- a caller that gives up (deadline) is dropped from the queue before it costs a forward pass.
+- a caller that gives up (deadline) is dropped from the queue before it costs a forward pass;
+- with ``parallel_predicts`` (one per lane), that many forward passes run at once, each on its own
+  lane; a pass that starts while no other runs uses ``predict`` (all the threads) instead. On a small
+  CPU this beats one pass on all threads under load, because a pass on fewer threads is not held up by
+  the request threads that decode images beside it (docs/performance.md).
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -67,8 +74,10 @@ class Batcher:
         max_wait_s: float,
         max_queue_images: int,
         on_batch: BatchObserver | None = None,
+        parallel_predicts: Sequence[Predict] = (),
     ) -> None:
         self._predict = predict
+        self._lanes = list(parallel_predicts)
         self._max_batch_size = max_batch_size
         self._max_wait_s = max_wait_s
         self._max_queue_images = max_queue_images
@@ -77,13 +86,43 @@ class Batcher:
         self._queued_images = 0
         self._condition = threading.Condition()
         self._stopping = False
+        # Images that request threads are preparing and will submit; each thread's share in _announced.
+        self._incoming_images = 0
+        self._announced = threading.local()
         self._last_batch_s = 0.05
-        self._worker = threading.Thread(target=self._run, name="batcher", daemon=True)
-        self._worker.start()
+        self._running_batches = 0
+        self._workers = [
+            threading.Thread(target=self._run, args=(lane,), name=f"batcher-{lane}", daemon=True)
+            for lane in range(max(1, len(self._lanes)))
+        ]
+        for worker in self._workers:
+            worker.start()
 
     @property
     def queued_images(self) -> int:
         return self._queued_images
+
+    @contextlib.contextmanager
+    def expecting(self, count: int) -> Iterator[None]:
+        """Announce that this thread is preparing ``count`` images for submission, so that the worker may
+        wait for them (never past ``max_wait_s``). Submitting them, or leaving the block, withdraws it."""
+        with self._condition:
+            self._withdraw_announcement()
+            self._incoming_images += count
+            self._announced.count = count
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._withdraw_announcement()
+
+    def _withdraw_announcement(self) -> None:
+        """With the condition held: this thread's announced images are no longer on their way."""
+        count = getattr(self._announced, "count", 0)
+        if count:
+            self._incoming_images -= count
+            self._announced.count = 0
+            self._condition.notify_all()
 
     def submit(self, images: np.ndarray, timeout_s: float) -> np.ndarray:
         """Run ``images`` [n, ...] through the model; returns their logits [n, classes] in order."""
@@ -122,10 +161,11 @@ class Batcher:
             if self._stopping:
                 raise BatcherStopped("the server is shutting down")
             self._refuse_if_full(count)
+            self._withdraw_announcement()
             pending = _Pending(images, time.monotonic())
             self._queue.append(pending)
             self._queued_images += count
-            self._condition.notify()
+            self._condition.notify_all()
             return pending
 
     def _retry_after_s(self) -> int:
@@ -133,20 +173,23 @@ class Batcher:
         return max(1, math.ceil(batches_waiting * self._last_batch_s))
 
     def stop(self, timeout_s: float | None = None) -> None:
-        """Refuse new work, finish what is queued, then end the worker."""
+        """Refuse new work, finish what is queued, then end the workers."""
         with self._condition:
             self._stopping = True
             self._condition.notify_all()
-        self._worker.join(timeout_s)
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        for worker in self._workers:
+            worker.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
-    def _take_batch(self) -> list[_Pending] | None:
+    def _take_batch(self) -> tuple[list[_Pending], bool] | None:
+        """The next batch and whether it starts while no other forward pass runs (None: stopped)."""
         with self._condition:
             while not self._queue:
                 if self._stopping:
                     return None
                 self._condition.wait()
             flush_at = self._queue[0].arrived + self._max_wait_s
-            while self._queued_images < self._max_batch_size and not self._stopping:
+            while self._queued_images < self._max_batch_size and self._incoming_images and not self._stopping:
                 remaining = flush_at - time.monotonic()
                 if remaining <= 0:
                     break
@@ -163,24 +206,32 @@ class Batcher:
                 if head.future.set_running_or_notify_cancel():
                     batch.append(head)
                     taken += len(head.images)
-            return batch
-
-    def _run(self) -> None:
-        while (batch := self._take_batch()) is not None:
             if batch:
-                self._run_batch(batch)
+                self._running_batches += 1
+            return batch, self._running_batches == 1
 
-    def _run_batch(self, batch: list[_Pending]) -> None:
+    def _run(self, lane: int) -> None:
+        while (taken := self._take_batch()) is not None:
+            batch, alone = taken
+            if not batch:
+                continue
+            try:
+                self._run_batch(batch, self._predict if alone or not self._lanes else self._lanes[lane])
+            finally:
+                with self._condition:
+                    self._running_batches -= 1
+
+    def _run_batch(self, batch: list[_Pending], predict: Predict) -> None:
         started = time.monotonic()
         try:
-            logits = self._predict(np.concatenate([p.images for p in batch]))
+            logits = predict(np.concatenate([p.images for p in batch]))
         except Exception:
             if len(batch) == 1:
                 self._fail(batch[0])
                 return
             # Find the culprit rather than failing every request that happened to share its batch.
             for pending in batch:
-                self._run_alone(pending)
+                self._run_alone(pending, predict)
             return
         elapsed = time.monotonic() - started
         self._last_batch_s = elapsed
@@ -193,10 +244,10 @@ class Batcher:
             pending.future.set_result(logits[offset : offset + count])
             offset += count
 
-    def _run_alone(self, pending: _Pending) -> None:
+    def _run_alone(self, pending: _Pending, predict: Predict) -> None:
         try:
             pending.batch_size = len(pending.images)
-            pending.future.set_result(self._predict(pending.images))
+            pending.future.set_result(predict(pending.images))
         except Exception:
             self._fail(pending)
 

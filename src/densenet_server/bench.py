@@ -155,19 +155,27 @@ def _get_requests(names: Sequence[str]) -> Callable[[int], RequestSpec]:
     return lambda number: RequestSpec("GET", f"/inference/{names[number % len(names)]}")
 
 
-def _upload_requests(files: Sequence[Path]) -> Callable[[int], RequestSpec]:
-    bodies = [path.read_bytes() for path in files]
+def upload_requests(files: Sequence[Path], path: str = "/inference") -> Callable[[int], RequestSpec]:
+    """POSTs of each file in turn as the raw body (the form TorchServe's /predictions takes too)."""
+    bodies = [file.read_bytes() for file in files]
     headers = {"Content-Type": "image/jpeg"}
-    return lambda number: RequestSpec("POST", "/inference", bodies[number % len(bodies)], headers)
+    return lambda number: RequestSpec("POST", path, bodies[number % len(bodies)], headers)
+
+
+def drive(
+    base_url: str, pid: int, name: str, make_request: Callable[[int], RequestSpec], concurrency: int, options: BenchOptions
+) -> Scenario:
+    """Warm up, then load ``base_url`` while sampling the peak RSS of process ``pid`` and its children."""
+    run_load(base_url, make_request, concurrency, options.warmup_s)
+    with RssSampler(pid) as rss:
+        result = run_load(base_url, make_request, concurrency, options.duration_s)
+    return Scenario(name, concurrency, result, rss.peak_bytes / 2**20)
 
 
 def _drive(
     server: LocalServer, name: str, make_request: Callable[[int], RequestSpec], concurrency: int, options: BenchOptions
 ) -> Scenario:
-    run_load(server.base_url, make_request, concurrency, options.warmup_s)
-    with RssSampler(server.process.pid) as rss:
-        result = run_load(server.base_url, make_request, concurrency, options.duration_s)
-    return Scenario(name, concurrency, result, rss.peak_bytes / 2**20)
+    return drive(server.base_url, server.process.pid, name, make_request, concurrency, options)
 
 
 def _raw_settings(settings: Settings, options: BenchOptions) -> list[Settings]:
@@ -213,7 +221,7 @@ def run_bench(settings: Settings, options: BenchOptions, report: Callable[[str],
                 scenarios.append(_drive(server, "GET /inference/<file> 500x375", _get_requests(web_names), concurrency, options))
             for concurrency in options.concurrencies:
                 report(f"http: POST 500x375 JPEG, concurrency {concurrency} ...")
-                scenarios.append(_drive(server, "POST /inference 500x375", _upload_requests(web), concurrency, options))
+                scenarios.append(_drive(server, "POST /inference 500x375", upload_requests(web), concurrency, options))
             report("http: GET 12-MP JPEG, concurrency 1 ...")
             scenarios.append(_drive(server, "GET 4000x3000 (exact)", _get_requests([p.name for p in phone]), 1, options))
         with LocalServer.start([*serve_args, "--jpeg-draft"], env=environment) as server:

@@ -24,6 +24,10 @@ SERVER = "server"
 BATCHING = "batching"
 LIMITS = "limits"
 
+AUTO = "auto"
+BACKENDS = (AUTO, "onnxruntime", "torch")
+PRECISIONS = ("fp32", "bf16")
+
 
 def _setting(default: Any, help: str, group: str) -> Any:
     return field(default=default, metadata={"help": help, "group": group})
@@ -43,6 +47,42 @@ class Settings:
     )
     threads: int = _setting(
         0, "Intra-op threads for the forward pass (0: one per CPU core).", MODEL
+    )
+    parallel_passes: int = _setting(
+        0,
+        "onnxruntime: forward passes that may run at once under load, each on --threads / N threads; a "
+        "pass that runs alone uses all --threads (0: 2 when --threads >= 2, else 1).",
+        MODEL,
+    )
+    backend: str = _setting(
+        AUTO,
+        "Forward pass: onnxruntime (an ONNX export of the model, verified against PyTorch), torch (the "
+        "reference), or auto (onnxruntime for fp32, torch for bf16).",
+        MODEL,
+    )
+    precision: str = _setting(
+        "fp32",
+        "fp32, or opt-in bf16 (torch backend; faster on CPUs with AVX-512 BF16, probabilities move by "
+        "up to ~0.06, see docs/performance.md). Reported in every answer.",
+        MODEL,
+    )
+    onnx_model: Path | None = _setting(
+        None,
+        "An ONNX file made by `densenet-server export`, served by onnxruntime without PyTorch "
+        "(instead of --weights).",
+        MODEL,
+    )
+    cache_dir: Path | None = _setting(
+        None,
+        "Where ONNX exports are cached, keyed by the weights' hash (unset: $XDG_CACHE_HOME/densenet-server, "
+        "else ~/.cache/densenet-server).",
+        MODEL,
+    )
+    jpeg_draft: bool = _setting(
+        False,
+        "Fast path for large JPEGs: decode at 1/2, 1/4 or 1/8 scale when the image stays above 256 "
+        "pixels a side. Probabilities move slightly (docs/performance.md).",
+        MODEL,
     )
     # server
     host: str = _setting("0.0.0.0", "Address to listen on.", SERVER)
@@ -72,7 +112,10 @@ class Settings:
     )
     # batching
     max_batch_size: int = _setting(
-        8, "Most images in one forward pass (counts images, not requests).", BATCHING
+        4,
+        "Most images in one forward pass (counts images, not requests). 4: onnxruntime is as fast per "
+        "image at 2-4 as at 8 or 16, and its memory arena grows with the batch (docs/performance.md).",
+        BATCHING,
     )
     max_batch_wait_ms: float = _setting(
         5.0,
@@ -108,9 +151,20 @@ class Settings:
         LIMITS,
     )
 
-
     def effective_threads(self) -> int:
         return self.threads if self.threads > 0 else (os.cpu_count() or 1)
+
+    def effective_parallel_passes(self) -> int:
+        if self.parallel_passes > 0:
+            return self.parallel_passes
+        # Measured on 2 cores (docs/performance.md): two 1-thread passes beat one 2-thread pass under load.
+        return 2 if self.effective_threads() >= 2 else 1
+
+    def effective_cache_dir(self) -> Path:
+        if self.cache_dir is not None:
+            return self.cache_dir
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        return Path(base) / "densenet-server"
 
 
 def _fields(groups: Iterable[str] | None = None) -> list[dataclasses.Field[Any]]:
@@ -159,13 +213,20 @@ def add_arguments(parser: argparse.ArgumentParser, groups: Iterable[str]) -> Non
     """Add one flag per setting of the given groups; unset flags stay None so env vars can apply."""
     for f in _fields(groups):
         kind = _value_type(f)
+        help_text = f"{f.metadata['help']} [env {env_name(f.name)}; default {f.default}]"
+        if kind is bool:
+            # --jpeg-draft / --no-jpeg-draft, so a flag can also switch off what the environment switched on.
+            parser.add_argument(
+                flag_name(f.name), dest=f.name, default=None, action=argparse.BooleanOptionalAction, help=help_text
+            )
+            continue
         parser.add_argument(
             flag_name(f.name),
             dest=f.name,
             default=None,
             type=(lambda raw, f=f: _parse(f, raw)),
             metavar=kind.__name__.upper() if kind is not Path else "PATH",
-            help=f"{f.metadata['help']} [env {env_name(f.name)}; default {f.default}]",
+            help=help_text,
         )
 
 
@@ -212,6 +273,14 @@ def validate(settings: Settings) -> None:
         problems.append("access_log must be '-', a file path, or 'off'")
     if settings.parallel_passes < 0:
         problems.append("parallel_passes must be 0 (automatic) or more")
+    if settings.backend not in BACKENDS:
+        problems.append(f"backend must be one of {', '.join(BACKENDS)}")
+    if settings.precision not in PRECISIONS:
+        problems.append(f"precision must be one of {', '.join(PRECISIONS)}")
+    if settings.onnx_model is not None and settings.weights is not None:
+        problems.append("give either weights or onnx_model: an ONNX export already holds its weights")
+    if settings.onnx_model is not None and (settings.backend == "torch" or settings.precision != "fp32"):
+        problems.append("onnx_model is served by the onnxruntime backend in fp32")
     if problems:
         raise ValueError("invalid configuration: " + "; ".join(problems))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -35,6 +36,11 @@ class ImageTooLarge(ImageError):
     """More pixels than the configured limit (decompression bombs included)."""
 
 
+# JPEG can decode at 1/2, 1/4 or 1/8 scale almost for free (Pillow's draft()); below this ratio of wanted
+# to stored size, one of those scales applies.
+_DRAFT_SCALES_BELOW = 0.5
+
+
 def image_pixels(data: bytes) -> int:
     """Width x height as the header says, without decoding (0 if unreadable: decode_image says why)."""
     try:
@@ -44,8 +50,13 @@ def image_pixels(data: bytes) -> int:
         return 0
 
 
-def decode_image(data: bytes, max_pixels: int) -> Image.Image:
-    """Decode the first frame, apply EXIF orientation and return it in RGB mode."""
+def decode_image(data: bytes, max_pixels: int, reduce_to_short_side: int | None = None) -> Image.Image:
+    """Decode the first frame, apply EXIF orientation and return it in RGB mode.
+
+    ``reduce_to_short_side``: the fast path for large JPEGs. The decoder may return a smaller image, but
+    never one whose short side is below this (the resize that follows needs no more); other formats are
+    decoded in full. The probabilities move a little (see docs/performance.md), so it is opt-in.
+    """
     if not data:
         raise InvalidImage("the image is empty (0 bytes)")
     try:
@@ -70,6 +81,10 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
         raise InvalidImage(f"the image has no pixels ({width}x{height})")
     try:
         image.seek(0)
+        if reduce_to_short_side and image.format in {"JPEG", "MPO"}:
+            scale = reduce_to_short_side / min(width, height)
+            if scale < _DRAFT_SCALES_BELOW:
+                image.draft("RGB", (math.ceil(width * scale), math.ceil(height * scale)))
         image.load()
         image = ImageOps.exif_transpose(image) or image
         return _to_rgb(image)

@@ -12,6 +12,7 @@ from gunicorn.workers.gthread import ThreadWorker
 
 from . import access_log
 from .config import Settings
+from .malloc_tuning import tune_malloc
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -124,6 +125,8 @@ def serve(settings: Settings) -> None:
     warning = overload_warning(settings)
     if warning:
         log.warning("%s", warning)
+    # Before gunicorn forks its worker and any thread starts, so that every allocation follows it.
+    tune_malloc()
     GunicornServer(settings).run()
 
 

@@ -5,6 +5,7 @@ Routes call this and never touch the model; this knows nothing of HTTP.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -14,15 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from .backends import TorchBackend
 from . import request_scope
 from .batching import Batcher
-from .classifier import Classifier
+from .classifier import Classifier, build_classifier
 from .config import Settings
 from .decoding import ImageError, image_pixels
 from .metrics import Metrics
 from .pixel_budget import PixelBudget
-from .model import load_model
 from .preprocess import INPUT_SHAPE
 
 log = logging.getLogger(__name__)
@@ -83,16 +82,16 @@ class InferenceService:
     def load(self) -> None:
         started = time.monotonic()
         settings = self.settings
-        loaded = load_model(settings.weights, settings.weights_sha256)
-        backend = TorchBackend(loaded.module, settings.effective_threads())
-        classifier = Classifier(loaded, backend, settings.max_image_pixels)
+        classifier = build_classifier(settings)
         classifier.warm_up()
+        backend = classifier.backend
         self._batcher = Batcher(
             backend.predict,
             max_batch_size=settings.max_batch_size,
             max_wait_s=settings.max_batch_wait_ms / 1000.0,
             max_queue_images=settings.max_queue_images,
             on_batch=self.metrics.observe_batch,
+            parallel_predicts=backend.lane_predicts,
         )
         self.metrics.track_queue_depth(lambda batcher=self._batcher: batcher.queued_images)
         self._decoders = ThreadPoolExecutor(settings.effective_threads(), thread_name_prefix="decode")
@@ -101,12 +100,17 @@ class InferenceService:
         self.metrics.model_load_seconds.set(self.load_seconds)
         self.metrics.model_ready.set(1)
         self._ready.set()
-        log.info("model ready in %.2f s (backend %s)", self.load_seconds, backend.name)
+        log.info("model ready in %.2f s (backend %s, %s)", self.load_seconds, backend.name, backend.precision)
 
     def classify(self, data: bytes, top_k: int) -> dict[str, Any]:
         classifier = self.classifier
-        probabilities = self.probabilities(self.prepare(data)[np.newaxis])
+        with self._expecting(1):
+            probabilities = self.probabilities(self.prepare(data)[np.newaxis])
         return classifier.answer(probabilities[0], top_k)
+
+    def _expecting(self, count: int) -> contextlib.AbstractContextManager[None]:
+        """Tells the batcher these images are coming, so it may hold a batch for them (see batching)."""
+        return self._batcher.expecting(count) if self._batcher is not None else contextlib.nullcontext()
 
     def classify_many(self, images: Sequence[bytes], top_k: int) -> list[dict[str, Any] | ImageError]:
         """Each image's answer, or the ImageError that refused it, in order.
@@ -114,9 +118,10 @@ class InferenceService:
         The readable images go to the batcher in one submit, so a multi-image request batches as a whole.
         """
         classifier = self.classifier
-        prepared = self.prepare_many(images)
-        readable = [pixels for pixels in prepared if isinstance(pixels, np.ndarray)]
-        rows = iter(self.probabilities(np.stack(readable)) if readable else [])
+        with self._expecting(len(images)):
+            prepared = self.prepare_many(images)
+            readable = [pixels for pixels in prepared if isinstance(pixels, np.ndarray)]
+            rows = iter(self.probabilities(np.stack(readable)) if readable else [])
         return [
             classifier.answer(next(rows), top_k) if isinstance(pixels, np.ndarray) else pixels
             for pixels in prepared

@@ -9,7 +9,7 @@ from flask import Blueprint, jsonify
 from .. import __version__, request_scope
 from ..errors import ApiError
 from ..images_folder import ImageNotFound, UnsafePath, resolve_image_path
-from ..model import MODEL_NAME
+from ..weights import MODEL_NAME
 from .common import service, top_k_param
 
 blueprint = Blueprint("seed", __name__)

@@ -14,9 +14,10 @@ from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from .. import __version__, request_scope
+from ..backends.loading import chosen_backend
 from ..decoding import ImageError
 from ..errors import api_error_from
-from ..model import MODEL_NAME
+from ..weights import MODEL_NAME
 from ..postprocess import NUM_CLASSES
 from .common import service
 from .uploads import read_body
@@ -146,10 +147,7 @@ def model_metadata(model_name: str, model_version: str | None = None) -> Any:
 
 
 def _platform() -> str:
-    the_service = service()
-    if not the_service.loaded:
-        return _PLATFORMS["torch"]
-    name = the_service.classifier.backend.name
+    name = chosen_backend(service().settings)
     return _PLATFORMS.get(name, name)
 
 
