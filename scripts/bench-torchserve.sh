@@ -17,7 +17,8 @@ venv=${TORCHSERVE_VENV:-/tmp/torchserve-venv}
 work=$(mktemp -d)
 ts_pid=
 cleanup() {
-    [ -n "$ts_pid" ] && PATH="$venv/bin:$PATH" torchserve --stop >/dev/null 2>&1 || true
+    # `torchserve --stop` reports "not running" when started from another folder: end the frontend itself.
+    [ -n "$ts_pid" ] && kill "$ts_pid" 2>/dev/null || true
     rm -rf "$work"
 }
 trap cleanup EXIT

@@ -63,7 +63,7 @@ class Settings:
     precision: str = _setting(
         "fp32",
         "fp32, or opt-in bf16 (torch backend; faster on CPUs with AVX-512 BF16, probabilities move by "
-        "up to ~0.06, see docs/performance.md). Reported in every answer.",
+        "up to ~0.09, see docs/performance.md). Reported in every answer.",
         MODEL,
     )
     onnx_model: Path | None = _setting(
