@@ -28,6 +28,7 @@ import numpy as np
 from . import agreement, bench_images
 from .backends import load_backend
 from .backends.base import Backend
+from .backends.loading import chosen_backend
 from .classifier import Classifier
 from .config import Settings, env_name
 from .decoding import decode_image
@@ -302,6 +303,4 @@ def format_report(
 
 
 def _served_backend(settings: Settings) -> str:
-    from .backends.loading import chosen_backend
-
     return "onnxruntime" if settings.onnx_model is not None else chosen_backend(settings)

@@ -76,12 +76,16 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_extra_missing(command: str, exc: ImportError) -> int:
+    log.error("%s needs the 'bench' extra (pip install 'densenet-server[bench]'): %s", command, exc)
+    return 2
+
+
 def _bench(settings: Settings, args: argparse.Namespace) -> int:
     try:
         from .bench import BenchOptions, run_bench
     except ImportError as exc:
-        log.error("the benchmark needs the 'bench' extra (pip install 'densenet-server[bench]'): %s", exc)
-        return 2
+        return _bench_extra_missing("the benchmark", exc)
     options = BenchOptions(
         photos_dirs=args.photos, concurrencies=args.concurrency, duration_s=args.duration_s, include_bf16=args.bf16
     )
@@ -96,8 +100,7 @@ def _soak(settings: Settings, args: argparse.Namespace) -> int:
     try:
         from .soak import run_from_cli
     except ImportError as exc:
-        log.error("the soak needs the 'bench' extra (pip install 'densenet-server[bench]'): %s", exc)
-        return 2
+        return _bench_extra_missing("the soak", exc)
     return run_from_cli(settings, args)
 
 

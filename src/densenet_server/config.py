@@ -46,7 +46,10 @@ class Settings:
         None, "Expected SHA-256 of --weights; start-up fails on a mismatch.", MODEL
     )
     threads: int = _setting(
-        0, "Intra-op threads for the forward pass (0: one per CPU core).", MODEL
+        0,
+        "Threads for inference (0: one per CPU core): a forward pass that runs alone uses all of them, "
+        "parallel passes (--parallel-passes) share them.",
+        MODEL,
     )
     parallel_passes: int = _setting(
         0,
