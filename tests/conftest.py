@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,14 +11,9 @@ import pytest
 import torch
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from support.random_weights import write_checkpoint  # noqa: E402
-from support.server_process import ServerProcess  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
-REPO_IMAGES = REPO / "images"
-SHARED_LABELLED = REPO.parent / "shared" / "images" / "labelled"
+from support.paths import REPO_IMAGES, SHARED_LABELLED
+from support.random_weights import write_checkpoint
+from support.server_process import ServerProcess
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from support.reference import reference_probabilities
 from support.server_process import server_command
 from torch import nn
 
-REPO_IMAGES = Path(__file__).resolve().parents[1] / "images"
+REPO_IMAGES = Path(__file__).resolve().parents[2] / "images"
 PHOTOS = sorted(REPO_IMAGES.glob("*.jpg"))
 
 

@@ -13,8 +13,8 @@ from support.server_process import ServerProcess
 from densenet_server.app import create_app
 from densenet_server.config import Settings
 
-STATIC = Path(__file__).resolve().parents[1] / "src" / "densenet_server" / "static"
-CAT = (Path(__file__).resolve().parents[1] / "images" / "cat.jpg").read_bytes()
+STATIC = Path(__file__).resolve().parents[2] / "src" / "densenet_server" / "static"
+CAT = (Path(__file__).resolve().parents[2] / "images" / "cat.jpg").read_bytes()
 
 
 def openapi_path(rule: str) -> str:

@@ -9,7 +9,7 @@ from PIL import Image
 
 from densenet_server.decoding import ImageTooLarge, InvalidImage, UnsupportedImageFormat, decode_image
 
-REPO_IMAGES = Path(__file__).resolve().parents[1] / "images"
+REPO_IMAGES = Path(__file__).resolve().parents[2] / "images"
 LIMIT = 40_000_000
 
 

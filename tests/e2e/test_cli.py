@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from support.server_process import server_command
 
-REPO_IMAGES = Path(__file__).resolve().parents[1] / "images"
+REPO_IMAGES = Path(__file__).resolve().parents[2] / "images"
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

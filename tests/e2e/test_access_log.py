@@ -15,7 +15,7 @@ from densenet_server import access_log
 from densenet_server.app import create_app
 from densenet_server.config import Settings
 
-CAT = (Path(__file__).resolve().parents[1] / "images" / "cat.jpg").read_bytes()
+CAT = (Path(__file__).resolve().parents[2] / "images" / "cat.jpg").read_bytes()
 GENERATED_ID = re.compile(r"[0-9a-f]{32}")
 FIELDS = {
     "time", "request_id", "method", "route", "path", "status", "latency_ms", "body_bytes", "image_bytes",

@@ -18,7 +18,7 @@ from support.server_process import ServerProcess
 from densenet_server.config import load_settings
 from densenet_server.server import DrainingWorker, GunicornServer
 
-CAT = (Path(__file__).resolve().parents[1] / "images" / "cat.jpg").read_bytes()
+CAT = (Path(__file__).resolve().parents[2] / "images" / "cat.jpg").read_bytes()
 IN_FLIGHT = 5
 
 

@@ -12,7 +12,7 @@ from densenet_server import agreement
 from densenet_server.bench import BenchOptions, _server_environment, measure_raw, run_bench
 from densenet_server.config import Settings, load_settings
 
-REPO_IMAGES = Path(__file__).resolve().parents[1] / "images"
+REPO_IMAGES = Path(__file__).resolve().parents[2] / "images"
 
 
 class ConstantBackend:

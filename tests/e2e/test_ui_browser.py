@@ -14,8 +14,8 @@ import pytest
 from support.server_process import ServerProcess
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
-PHOTO = Path(__file__).resolve().parents[1] / "images" / "cat.jpg"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+PHOTO = Path(__file__).resolve().parents[2] / "images" / "cat.jpg"
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -103,7 +103,7 @@ def test_docs_page_renders_offline(page: object, server: ServerProcess) -> None:
 
 
 def test_the_page_assets_load_nothing_from_the_internet() -> None:
-    static = Path(__file__).resolve().parents[1] / "src" / "densenet_server" / "static" / "ui"
+    static = Path(__file__).resolve().parents[2] / "src" / "densenet_server" / "static" / "ui"
     for asset in static.iterdir():
         text = asset.read_text()
         assert "http://" not in text and "https://" not in text, asset

@@ -7,7 +7,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 from support.server_process import ServerProcess
 
-CAT = (Path(__file__).resolve().parents[1] / "images" / "cat.jpg").read_bytes()
+CAT = (Path(__file__).resolve().parents[2] / "images" / "cat.jpg").read_bytes()
 
 
 def scrape(server: ServerProcess) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -14,7 +14,7 @@ from support.server_process import ServerProcess
 from densenet_server.app import create_app
 from densenet_server.config import Settings
 
-REPO_IMAGES = Path(__file__).resolve().parents[1] / "images"
+REPO_IMAGES = Path(__file__).resolve().parents[2] / "images"
 CAT = (REPO_IMAGES / "cat.jpg").read_bytes()
 COFFEE = (REPO_IMAGES / "coffee.jpg").read_bytes()
 BODY_LIMIT = 200_000

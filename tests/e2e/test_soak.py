@@ -13,7 +13,7 @@ from densenet_server.config import Settings
 from densenet_server.loadgen import CONNECTION_ERROR, DISCONNECTED, LoadResult
 from densenet_server.soak import Interval, Shutdown, SoakOptions, SoakReport, format_report
 
-REPO_IMAGES = Path(__file__).resolve().parents[1] / "images"
+REPO_IMAGES = Path(__file__).resolve().parents[2] / "images"
 
 
 def test_a_short_soak_runs_end_to_end_and_writes_its_report(checkpoint_path: Path, tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from densenet_server.config import Settings
 from densenet_server.decoding import decode_image
 from densenet_server.preprocess import preprocess
 
-REPO_IMAGES = Path(__file__).resolve().parents[1] / "images"
+REPO_IMAGES = Path(__file__).resolve().parents[2] / "images"
 CAT = (REPO_IMAGES / "cat.jpg").read_bytes()
 COFFEE = (REPO_IMAGES / "coffee.jpg").read_bytes()
 MODEL = "densenet121"

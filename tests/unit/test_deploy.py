@@ -14,7 +14,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 KUBERNETES_VERSION = "1.37.0"  # the newest schemas bundled in kubernetes-validate 1.37.0 (offline)
 KUBERNETES_DIR = ROOT / "deploy" / "kubernetes"
 KSERVE_DIR = ROOT / "deploy" / "kserve"
