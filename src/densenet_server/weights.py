@@ -74,6 +74,13 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def is_published_sha256(sha256: str) -> bool:
+    """Whether a file with this SHA-256 is the published checkpoint. torchvision publishes only the first
+    8 hex digits (in the file name) and checks no more when it downloads; so does this. The name of a
+    local file plays no part: only its content."""
+    return sha256.lower().startswith(PUBLISHED_SHA256_PREFIX)
+
+
 def local_weights_info(path: Path, expected_sha256: str | None = None) -> WeightsInfo:
     """The identity of a local checkpoint; WeightsError if it is missing or its hash is not the expected one."""
     path = Path(path)
@@ -82,6 +89,6 @@ def local_weights_info(path: Path, expected_sha256: str | None = None) -> Weight
     sha256 = file_sha256(path)
     if expected_sha256 and sha256 != expected_sha256.strip().lower():
         raise WeightsError(f"weights file {path} has sha256 {sha256}, but {expected_sha256} was expected")
-    if sha256.startswith(PUBLISHED_SHA256_PREFIX):
+    if is_published_sha256(sha256):
         return WeightsInfo(PUBLISHED_ID, True, sha256)
     return WeightsInfo(f"file {path.name} sha256:{sha256[:16]}", False, sha256)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from densenet_server.weights import (
     WeightsError,
     WeightsInfo,
     file_sha256,
+    is_published_sha256,
     local_weights_info,
 )
 
@@ -93,12 +95,51 @@ def test_torch_free_constants_equal_torchvision() -> None:
     assert PUBLISHED_SHA256_PREFIX == "a639ec97"
 
 
-def test_a_file_with_the_published_hash_prefix_is_reported_as_published(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_file_sha256_on_known_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "abc.bin"
+    path.write_bytes(b"abc")
+    # FIPS 180-2's test vector for "abc".
+    assert file_sha256(path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    # More than one read chunk (1 MiB), so the chunks must all be hashed, in order.
+    big = tmp_path / "big.bin"
+    big.write_bytes(bytes(range(256)) * 8192 + b"tail")
+    assert file_sha256(big) == hashlib.sha256(big.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("sha256", "published"),
+    [
+        ("a639ec97" + "0" * 56, True),
+        ("A639EC97" + "f" * 56, True),
+        ("a639ec98" + "0" * 56, False),
+        ("0" * 56 + "a639ec97", False),
+        ("a639ec9", False),
+    ],
+)
+def test_published_identity_is_the_hash_prefix(sha256: str, published: bool) -> None:
+    assert is_published_sha256(sha256) is published
+
+
+def test_a_file_named_like_the_published_one_is_not_published(tmp_path: Path) -> None:
     path = tmp_path / "densenet121-a639ec97.pth"
-    path.write_bytes(b"x")
-    monkeypatch.setattr("densenet_server.weights.PUBLISHED_SHA256_PREFIX", file_sha256(path)[:8])
+    path.write_bytes(b"not the published weights")
     info = local_weights_info(path)
-    assert info == WeightsInfo(PUBLISHED_ID, True, file_sha256(path))
+    assert info.published is False
+    assert info.id == f"file densenet121-a639ec97.pth sha256:{file_sha256(path)[:16]}"
+    assert info.warning and "not torchvision's published" in info.warning
+
+
+def test_a_file_with_the_published_hash_is_published_whatever_its_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Finding bytes whose SHA-256 starts with a639ec97 would take ~2^32 hashes: the hash function is
+    # tested on known bytes above, and here the file's digest is given, not the check under test.
+    published_digest = "a639ec97" + "1" * 56
+    path = tmp_path / "my-weights.pth"
+    path.write_bytes(b"x")
+    monkeypatch.setattr("densenet_server.weights.file_sha256", lambda _: published_digest)
+    info = local_weights_info(path)
+    assert info == WeightsInfo(PUBLISHED_ID, True, published_digest)
     assert info.warning is None
 
 
