@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .cpus import usable_cpus
+
 ENV_PREFIX = "DENSENET_"
 
 # Groups decide which sub-commands accept a setting: every command builds a model, only `serve` runs HTTP.
@@ -155,7 +157,9 @@ class Settings:
     )
 
     def effective_threads(self) -> int:
-        return self.threads if self.threads > 0 else (os.cpu_count() or 1)
+        # The CPUs this process may use (cgroup quota, affinity), not the host's: a container limited to
+        # 2 CPUs on a 64-core host must not start 64 threads.
+        return self.threads if self.threads > 0 else usable_cpus().count
 
     def effective_parallel_passes(self) -> int:
         if self.parallel_passes > 0:

@@ -12,6 +12,7 @@ from gunicorn.workers.gthread import ThreadWorker
 
 from . import access_log
 from .config import Settings
+from .cpus import usable_cpus
 from .malloc_tuning import tune_malloc
 
 if TYPE_CHECKING:
@@ -122,6 +123,9 @@ def serve(settings: Settings) -> None:
         settings.port,
         settings.images_dir.resolve(),
     )
+    # What automatic sizing (--threads 0) is based on; scripts/test-container.sh checks this line.
+    cpus = usable_cpus()
+    log.info("usable CPUs: %d (%s)", cpus.count, cpus.source)
     warning = overload_warning(settings)
     if warning:
         log.warning("%s", warning)
