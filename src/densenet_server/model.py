@@ -71,8 +71,24 @@ def load_local_weights(path: Path, expected_sha256: str | None = None) -> Loaded
 
 def load_published_weights() -> LoadedModel:
     """torchvision's own way: download once into the torch hub cache, check the hash, remap keys."""
-    module = densenet121(weights=PUBLISHED_WEIGHTS, progress=False)
+    try:
+        module = densenet121(weights=PUBLISHED_WEIGHTS, progress=False)
+    except OSError as exc:  # no network, DNS, proxy, HTTP error (URLError is an OSError), unwritable cache
+        raise _download_failed(exc) from exc
     return LoadedModel(_for_inference(module), CATEGORIES, PUBLISHED_WEIGHTS_INFO)
+
+
+def _download_failed(exc: OSError) -> WeightsError:
+    """Say what failed and how to start without the network: urllib's own words name neither the file
+    nor the way around it (a first start on an offline machine ends with only "Name or service not known")."""
+    cache = Path(torch.hub.get_dir()) / "checkpoints"
+    return WeightsError(
+        f"the published weights ({PUBLISHED_WEIGHTS_INFO.id}) could not be downloaded from "
+        f"{PUBLISHED_WEIGHTS.url} into {cache}: {exc}. Without internet access, use a local copy of that "
+        "file: pass it with --weights FILE (or DENSENET_WEIGHTS=FILE), or put it in that folder (set "
+        "TORCH_HOME to move the folder); or serve an ONNX file made by `densenet-server export` with "
+        "--onnx-model FILE (or DENSENET_ONNX_MODEL=FILE)"
+    )
 
 
 def load_model(weights_path: Path | None, expected_sha256: str | None = None) -> LoadedModel:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import urllib.error
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,9 @@ from torch import nn
 
 from torchvision.models import DenseNet121_Weights
 
-from densenet_server.model import load_local_weights, remap_legacy_keys
+from densenet_server.backends import load_backend
+from densenet_server.config import Settings
+from densenet_server.model import load_local_weights, load_published_weights, remap_legacy_keys
 from densenet_server.weights import (
     CATEGORIES,
     PUBLISHED_ID,
@@ -146,3 +149,38 @@ def test_a_file_with_the_published_hash_is_published_whatever_its_name(
 def test_weights_info_round_trips_through_a_dict() -> None:
     info = WeightsInfo("file x.pth sha256:0123", False, "0123" * 16)
     assert WeightsInfo.from_dict(info.to_dict()) == info
+
+
+@pytest.fixture
+def offline_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """torch.hub with an empty cache and no network: every download fails as on a machine without DNS.
+    Returns the URLs asked for."""
+    asked: list[str] = []
+
+    def no_network(url: str, *args: object, **kwargs: object) -> None:
+        asked.append(url)
+        raise urllib.error.URLError(OSError(-2, "Name or service not known"))
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)
+    monkeypatch.setattr(torch.hub, "urlopen", no_network)  # a guard: nothing is downloaded, whatever path torch takes
+    return asked
+
+
+def test_an_offline_first_start_says_what_failed_and_what_to_do(tmp_path: Path, offline_hub: list[str]) -> None:
+    with pytest.raises(WeightsError) as raised:
+        load_published_weights()
+    message = str(raised.value)
+    assert offline_hub == [PUBLISHED_URL]
+    assert f"could not be downloaded from {PUBLISHED_URL} into {tmp_path / 'hub' / 'checkpoints'}" in message
+    assert "Name or service not known" in message
+    for way_around in ("--weights", "DENSENET_WEIGHTS", "--onnx-model", "TORCH_HOME"):
+        assert way_around in message
+    assert isinstance(raised.value.__cause__, urllib.error.URLError)
+
+
+def test_the_server_reports_the_failed_download_too(tmp_path: Path, offline_hub: list[str]) -> None:
+    """The default start (onnxruntime, published weights, no cached export) goes through the same load."""
+    with pytest.raises(WeightsError, match="published weights .* could not be downloaded"):
+        load_backend(Settings(cache_dir=tmp_path / "exports", threads=1))
+    assert offline_hub == [PUBLISHED_URL]
