@@ -1,27 +1,31 @@
 #!/usr/bin/env bash
 # Builds the container image and checks it end to end: healthcheck, routes, a torch-free runtime serving the
-# ONNX export, non-root uid, read-only mounts, graceful SIGTERM, and answers identical to the local server's
-# for the same image and weights.
+# ONNX export, sizing to the container's CPU quota, non-root uid, read-only mounts, graceful SIGTERM, and
+# answers identical to the local server's for the same image and weights.
 #
 # Environment (so other tooling can drive it unchanged):
-#   CONTAINER_ENGINE  docker | podman (default: whichever exists, docker first)
+#   CONTAINER_ENGINE  docker | podman (default: docker if its engine answers, else podman)
 #   BASE_IMAGE        passed as the BASE_IMAGE build arg (default python:3.11-slim)
 #   WEIGHTS_FILE      a local checkpoint to bake in (default: a seeded random fixture made here)
 #   TORCH_INDEX_URL   torch wheel index for the build; a file:// index is mounted into the build (podman)
 #   CONTAINER_NETWORK host: run with the host network, the server bound to 127.0.0.1 (for machines where
 #                     port publishing does not work); default: publish 127.0.0.1:PORT
 #   BUILD_OPTS        extra build options (split on spaces)
-# Needs .venv (scripts/bootstrap.sh) for the local reference server. Takes minutes (the build stage
-# installs PyTorch), so the test suite does not run it; see README "Containers".
+#   CONTAINER_CPUS    the --cpus quota the container runs under, which the server must size itself to
+#                     (default 2; empty: no quota and no check)
+# Uses .venv with PyTorch for the fixture weights and the local reference server, and makes it when it is
+# missing or lacks PyTorch (scripts/bootstrap.sh torch; TORCH_INDEX_URL applies there too). Needs curl.
+# Takes minutes (the build stage installs PyTorch), so the test suite does not run it; see README "Containers".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
 engine=${CONTAINER_ENGINE:-}
 if [ -z "$engine" ]; then
-    if command -v docker >/dev/null 2>&1; then engine=docker
+    # A docker client without a reachable engine (podman machines often have one) does not count.
+    if command -v docker >/dev/null 2>&1 && timeout 20 docker info >/dev/null 2>&1; then engine=docker
     elif command -v podman >/dev/null 2>&1; then engine=podman
-    else echo "neither docker nor podman found" >&2; exit 1
+    else echo "no container engine: neither a docker engine that answers nor podman" >&2; exit 1
     fi
 fi
 image=localhost/densenet-server:container-test
@@ -29,8 +33,17 @@ name=densenet-container-test-$$
 port=${PORT:-5077}
 local_port=$((port + 1))
 grace=30
+cpus=${CONTAINER_CPUS-2}
 step() { printf '\n== %s\n' "$*"; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
+
+command -v curl >/dev/null 2>&1 || fail "curl is needed"
+# The fixture weights and the reference server need PyTorch in .venv: make it here rather than rely on
+# scripts/test.sh having run in this checkout.
+if ! .venv/bin/python -c "import densenet_server, torch, torchvision" 2>/dev/null || [ ! -x .venv/bin/densenet-server ]; then
+    step "bootstrap .venv with the torch extra"
+    scripts/bootstrap.sh torch
+fi
 
 local_pid=
 cleanup() {
@@ -77,6 +90,7 @@ step "run"
 cp -r images "$work/images"
 run=(-d --name "$name" --read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges
      -v "$work/images:/app/images:ro")
+[ -n "$cpus" ] && run+=(--cpus "$cpus")
 if [ "${CONTAINER_NETWORK:-}" = host ]; then
     run+=(--network host -e DENSENET_HOST=127.0.0.1 -e "DENSENET_PORT=$port")
 else
@@ -115,6 +129,20 @@ curl -fsS "$url/v2/health/ready" -o /dev/null -w 'v2 ready: %{http_code}\n'
 curl -fsS "$url/v2/models/densenet121" | head -c 300; echo
 code=$(curl -s -o /dev/null -w '%{http_code}' "$url/inference/missing.jpg")
 [ "$code" = 404 ] || fail "missing image answered $code"
+
+step "sized to the container's CPU quota (--cpus ${cpus:-unset})"
+# serve logs "usable CPUs: N (where N came from)" at start-up (src/densenet_server/cpus.py).
+cpu_line=$("$engine" logs "$name" 2>&1 | grep -m1 'usable CPUs: ' || true)
+[ -n "$cpu_line" ] || cpu_line="(no usable-CPUs line in the container log)"
+echo "$cpu_line"
+if [ -n "$cpus" ]; then
+    # --cpus 1.5 lets 2 threads run: the server rounds a quota up.
+    expected=$(awk -v c="$cpus" 'BEGIN{n = int(c); if (n < c) n++; print n}')
+    case "$cpu_line" in
+        *"usable CPUs: $expected ("*cgroup*) ;;
+        *) fail "expected 'usable CPUs: $expected' from the cgroup quota of --cpus $cpus" ;;
+    esac
+fi
 
 step "torch-free runtime serving the verified ONNX export"
 "$engine" exec "$name" python -c "import torch" 2>/dev/null && fail "torch is installed in the runtime image"

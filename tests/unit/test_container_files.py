@@ -147,3 +147,16 @@ def test_compose_service_matches_run_docker() -> None:
     healthcheck = service["healthcheck"]
     assert healthcheck["test"][:3] == ["CMD", "python", "-c"] and "/ready" in healthcheck["test"][3]
     compile(healthcheck["test"][3], "<compose healthcheck>", "exec")
+
+
+def test_container_test_makes_its_own_venv_and_checks_the_cpu_quota() -> None:
+    """It must not depend on scripts/test.sh having run: .venv is used only after the step that makes it."""
+    lines = [line for line in (ROOT / "scripts/test-container.sh").read_text().splitlines() if not line.startswith("#")]
+    bootstrap = next(n for n, line in enumerate(lines) if line.strip() == "scripts/bootstrap.sh torch")
+    guard = bootstrap - 2  # if ! .venv/bin/python -c "import ... torch ..."; then / step / bootstrap
+    assert lines[guard].startswith("if ! .venv/bin/python -c") and "torch" in lines[guard]
+    uses = [n for n, line in enumerate(lines) if ".venv/bin/" in line]
+    assert all(n > bootstrap for n in uses if n != guard)
+    script = "\n".join(lines)
+    assert 'run+=(--cpus "$cpus")' in script and "cpus=${CONTAINER_CPUS-2}" in script
+    assert "usable CPUs: " in script  # the start-up line of server.serve
