@@ -131,15 +131,16 @@ code=$(curl -s -o /dev/null -w '%{http_code}' "$url/inference/missing.jpg")
 [ "$code" = 404 ] || fail "missing image answered $code"
 
 step "sized to the container's CPU quota (--cpus ${cpus:-unset})"
-# serve logs "usable CPUs: N (where N came from)" at start-up (src/densenet_server/cpus.py).
-cpu_line=$("$engine" logs "$name" 2>&1 | grep -m1 'usable CPUs: ' || true)
+# serve logs the CPUs it found and where the count came from (src/densenet_server/cpus.py) at start-up:
+# "usable CPUs: N (source)", or "N usable CPUs (source)" in the layout line.
+cpu_line=$("$engine" logs "$name" 2>&1 | grep -m1 'usable CPUs' || true)
 [ -n "$cpu_line" ] || cpu_line="(no usable-CPUs line in the container log)"
 echo "$cpu_line"
 if [ -n "$cpus" ]; then
     # --cpus 1.5 lets 2 threads run: the server rounds a quota up.
     expected=$(awk -v c="$cpus" 'BEGIN{n = int(c); if (n < c) n++; print n}')
     case "$cpu_line" in
-        *"usable CPUs: $expected ("*cgroup*) ;;
+        *"usable CPUs: $expected ("*"cgroup v"* | *" $expected usable CPUs ("*"cgroup v"*) ;;
         *) fail "expected 'usable CPUs: $expected' from the cgroup quota of --cpus $cpus" ;;
     esac
 fi
