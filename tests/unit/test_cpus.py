@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -159,11 +161,22 @@ def test_automatic_threads_follow_the_usable_cpus() -> None:
     assert Settings(threads=3).effective_threads() == 3
 
 
+@pytest.fixture
+def environment_restored() -> Iterator[None]:
+    """serve() prepares the environment its processes inherit (e.g. the metrics folder); the test process's
+    must be as it was afterwards."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.mark.usefixtures("environment_restored")
 def test_serve_logs_the_usable_cpus(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     from densenet_server import server
 
     monkeypatch.setattr(server, "tune_malloc", lambda: None)
-    monkeypatch.setattr(server.GunicornServer, "run", lambda self: None)
+    monkeypatch.setattr(server.GunicornServer, "run", lambda self: None)  # no gunicorn, no model
     with caplog.at_level("INFO", logger=server.__name__):
         server.serve(Settings())
     limit = usable_cpus()
