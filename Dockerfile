@@ -1,26 +1,40 @@
 # syntax=docker/dockerfile:1
-# DenseNet-121 image classification server: gunicorn + Flask + ONNX Runtime, the model baked in.
-# The build stage uses PyTorch (CPU) to export the model to ONNX and verify it; the runtime stage has no torch.
+# DenseNet-121 image classification server: gunicorn + Flask, the model baked in. Two images:
+#   default (target runtime): ONNX Runtime on the CPU. The build stage uses PyTorch (CPU) to export the model
+#                             to ONNX and verify it; the runtime has no torch.
+#   --target cuda:            PyTorch with CUDA serving on an NVIDIA GPU (DENSENET_DEVICE=cuda).
 #
 #   docker build -t densenet-server .                          # downloads the published weights at build time
 #   docker build --build-arg WEIGHTS_FILE=weights/densenet121.pth -t densenet-server .   # a local checkpoint
 #   docker run --rm -p 5000:5000 -v "$PWD/images:/app/images:ro" densenet-server
+#   docker build --target cuda -t densenet-server:cuda .       # the GPU image (several GB: CUDA libraries)
+#   docker run --rm --gpus all -p 5000:5000 -v "$PWD/images:/app/images:ro" densenet-server:cuda
+#                                                   # podman: --device nvidia.com/gpu=all (CDI) for --gpus all
 #
 # Build arguments:
-#   BASE_IMAGE       the Python 3.11 base (default python:3.11-slim)
-#   TORCH_INDEX_URL  where the build stage's torch/torchvision come from (PyTorch's CPU index: ~200 MB wheels
-#                    instead of the multi-GB CUDA builds on PyPI); a mirror or a file:// index when air-gapped
+#   BASE_IMAGE       the Python 3.11 base of every stage (default python:3.11-slim)
+#   TORCH_INDEX_URL  where the CPU build stage's torch/torchvision come from (PyTorch's CPU index: ~200 MB
+#                    wheels instead of the multi-GB CUDA builds on PyPI); a mirror or a file:// index when
+#                    air-gapped
+#   CUDA_TORCH_INDEX_URL  where the cuda target's torch/torchvision come from (PyTorch's CUDA 13.0 index; its
+#                    builds need an NVIDIA driver >= 580: point it at another CUDA index of PyTorch, e.g.
+#                    .../whl/cu128, for an older driver if that index has the pinned torch)
 #   PIP_INDEX_URL    the index for everything else (default PyPI)
 #   WEIGHTS_FILE     a checkpoint inside the build context (e.g. weights/densenet121.pth; *.pth files are
 #                    only sent to the builder from weights/); unset: torchvision's IMAGENET1K_V1 download,
 #                    checked against the hash prefix in its file name
+#
+# The default target is the last stage, and it depends on neither CUDA stage: BuildKit and buildah build
+# only the stages a target needs, so the CPU image never downloads the CUDA wheels.
 ARG BASE_IMAGE=python:3.11-slim
+ARG PIP_INDEX_URL=https://pypi.org/simple
+ARG WEIGHTS_FILE=
 
 # ---- build stage: export the weights to a verified ONNX model, and a torch-free virtualenv to run it --------
 FROM ${BASE_IMAGE} AS build
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
-ARG PIP_INDEX_URL=https://pypi.org/simple
-ARG WEIGHTS_FILE=
+ARG PIP_INDEX_URL
+ARG WEIGHTS_FILE
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
 # The exporter's environment: torch first, from the torch index (its +cpu builds rank above PyPI's CUDA builds).
 RUN python -m venv /opt/exporter && /opt/exporter/bin/pip install --index-url "$PIP_INDEX_URL" \
@@ -43,19 +57,44 @@ load_backend(Settings(onnx_model=Path('/opt/model/densenet121.onnx'), threads=1)
 assert 'torch' not in sys.modules" \
     && /opt/venv/bin/python -m pip uninstall --yes --quiet pip setuptools
 
-# ---- runtime stage: the torch-free virtualenv and the ONNX model; no compilers, no pip cache, no context ----
-FROM ${BASE_IMAGE} AS runtime
+# ---- cuda-build stage: a virtualenv with PyTorch for CUDA and the package, and the baked weights ------------
+# No CUDA base image is needed: PyTorch's CUDA wheels bring the CUDA runtime, cuDNN, cuBLAS... as pip
+# packages (nvidia-*) and torchvision's bundles nvJPEG, so a slim Python base works; only the driver comes
+# from the host (--gpus / CDI). Nothing here compiles at run time (CUDA graphs, no torch.compile): no gcc.
+FROM ${BASE_IMAGE} AS cuda-build
+ARG CUDA_TORCH_INDEX_URL=https://download.pytorch.org/whl/cu130
+ARG PIP_INDEX_URL
+ARG WEIGHTS_FILE
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
+# torch first and pinned, from the CUDA index (its +cuXXX builds rank above PyPI's), so installing the
+# package's torch extra next keeps it instead of resolving another build.
+RUN python -m venv /opt/venv && /opt/venv/bin/pip install --index-url "$PIP_INDEX_URL" \
+        --extra-index-url "$CUDA_TORCH_INDEX_URL" torch==2.14.1 torchvision==0.29.1
+COPY pyproject.toml README.md /src/
+COPY src /src/src
+RUN /opt/venv/bin/pip install --index-url "$PIP_INDEX_URL" --extra-index-url "$CUDA_TORCH_INDEX_URL" "/src[torch]"
+COPY weights/ /src/weights/
+COPY deploy/docker/bake_weights.py /src/
+RUN cd /src && /opt/venv/bin/python bake_weights.py
+# The builder has no GPU: refuse a torch without CUDA, and prove the weights load with the torch backend on
+# the CPU (the device is chosen at run time).
+RUN /opt/venv/bin/python -c "import torch; from pathlib import Path; \
+from densenet_server.backends import load_backend; from densenet_server.config import Settings; \
+assert torch.version.cuda, 'torch %s is not a CUDA build' % torch.__version__; \
+load_backend(Settings(weights=Path('/opt/model/densenet121.pth'), backend='torch', threads=1, \
+weights_sha256=Path('/opt/model/densenet121.pth.sha256').read_text().strip()))" \
+    && /opt/venv/bin/python -m pip uninstall --yes --quiet pip setuptools
+
+# ---- serving: what both images share (user, folders, environment, healthcheck, entrypoint) ------------------
+FROM ${BASE_IMAGE} AS serving
 # A fixed numeric uid so Kubernetes' runAsNonRoot can verify it without a passwd lookup.
 RUN useradd --system --uid 10001 --gid 0 --home-dir /app --no-create-home --shell /usr/sbin/nologin app
-COPY --from=build /opt/venv /opt/venv
-COPY --from=build /opt/model/densenet121.onnx /opt/model/densenet121.onnx
 WORKDIR /app
 RUN mkdir -p /app/images && chown -R 10001:0 /app
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HOME=/tmp \
-    DENSENET_ONNX_MODEL=/opt/model/densenet121.onnx \
     DENSENET_IMAGES_DIR=/app/images \
     DENSENET_HOST=0.0.0.0 \
     DENSENET_PORT=5000
@@ -68,3 +107,22 @@ HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/ready' % os.environ.get('DENSENET_PORT', '5000'), timeout=4)"]
 # Exec form: gunicorn's arbiter is PID 1 and receives SIGTERM itself (graceful stop).
 ENTRYPOINT ["densenet-server", "serve"]
+
+# ---- cuda target: PyTorch with CUDA and the .pth weights; run it with a GPU (--gpus all / CDI) --------------
+FROM serving AS cuda
+COPY --from=cuda-build /opt/venv /opt/venv
+COPY --from=cuda-build /opt/model/densenet121.pth /opt/model/densenet121.pth
+# DENSENET_DEVICE=cuda (which selects the torch backend), not auto: started without a GPU the server must
+# fail at start-up and say so, rather than serve slowly on the CPU. The NVIDIA runtime reads
+# NVIDIA_DRIVER_CAPABILITIES to mount the driver's compute libraries (and nvidia-smi); which GPUs are
+# visible stays the orchestrator's choice (no NVIDIA_VISIBLE_DEVICES here).
+ENV DENSENET_WEIGHTS=/opt/model/densenet121.pth \
+    DENSENET_DEVICE=cuda \
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility
+
+# ---- runtime stage (the default target): the torch-free virtualenv and the ONNX model; no compilers, no pip
+# cache, no context ----------------------------------------------------------------------------------------
+FROM serving AS runtime
+COPY --from=build /opt/venv /opt/venv
+COPY --from=build /opt/model/densenet121.onnx /opt/model/densenet121.onnx
+ENV DENSENET_ONNX_MODEL=/opt/model/densenet121.onnx

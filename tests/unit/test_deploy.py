@@ -2,7 +2,8 @@
 
 Kubernetes objects are checked against the schemas bundled in kubernetes-validate (strict: unknown fields
 fail). KServe's CRD schemas are not shipped by any PyPI package, so its objects are checked for the fields
-KServe needs, and their container specs against Kubernetes' own Pod schema.
+KServe needs, and their container specs against Kubernetes' own Pod schema. Each folder has a gpu/ variant
+for the CUDA image (Dockerfile target cuda), checked the same way, and for the GPU it asks for.
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ ROOT = Path(__file__).resolve().parents[2]
 KUBERNETES_VERSION = "1.37.0"  # the newest schemas bundled in kubernetes-validate 1.37.0 (offline)
 KUBERNETES_DIR = ROOT / "deploy" / "kubernetes"
 KSERVE_DIR = ROOT / "deploy" / "kserve"
+GPU_KUBERNETES_DIR = KUBERNETES_DIR / "gpu"
+GPU_KSERVE_DIR = KSERVE_DIR / "gpu"
 CONTAINER_PORT = 5000
 NON_ROOT_UID = 10001  # the Dockerfile's USER
+GPU = "nvidia.com/gpu"  # the NVIDIA device plugin's extended resource
 
 
 def _documents(folder: Path) -> list[dict[str, Any]]:
@@ -36,13 +40,40 @@ def kubernetes() -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
+def gpu_kubernetes() -> dict[str, dict[str, Any]]:
+    return _by_kind(_documents(GPU_KUBERNETES_DIR))
+
+
+@pytest.fixture(scope="module")
 def kserve() -> dict[str, dict[str, Any]]:
     return _by_kind(_documents(KSERVE_DIR))
+
+
+@pytest.fixture(scope="module", params=[KSERVE_DIR, GPU_KSERVE_DIR], ids=["cpu", "gpu"])
+def any_kserve(request: pytest.FixtureRequest) -> dict[str, dict[str, Any]]:
+    return _by_kind(_documents(request.param))
+
+
+def _requests_one_gpu(resources: dict[str, Any]) -> bool:
+    # An extended resource cannot be overcommitted: a request, where given, must equal the limit.
+    limit = str(resources.get("limits", {}).get(GPU))
+    return limit == "1" and str(resources.get("requests", {}).get(GPU, limit)) == limit
+
+
+def _env(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {item["name"]: item for item in container.get("env", [])}
 
 
 def test_every_kubernetes_manifest_validates_strictly() -> None:
     docs = _documents(KUBERNETES_DIR)
     assert {doc["kind"] for doc in docs} == {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget"}
+    for doc in docs:
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+
+
+def test_every_gpu_kubernetes_manifest_validates_strictly() -> None:
+    docs = _documents(GPU_KUBERNETES_DIR)
+    assert {doc["kind"] for doc in docs} == {"Deployment"}
     for doc in docs:
         kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
 
@@ -54,8 +85,9 @@ def test_validation_would_catch_a_mistake(kubernetes: dict[str, dict[str, Any]])
         kubernetes_validate.validate(broken, KUBERNETES_VERSION, strict=True)
 
 
-def test_deployment_probes_resources_and_security(kubernetes: dict[str, dict[str, Any]]) -> None:
-    pod = kubernetes["Deployment"]["spec"]["template"]["spec"]
+@pytest.mark.parametrize("folder", [KUBERNETES_DIR, GPU_KUBERNETES_DIR], ids=["cpu", "gpu"])
+def test_deployment_probes_resources_and_security(folder: Path) -> None:
+    pod = _by_kind(_documents(folder))["Deployment"]["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert container["ports"][0]["containerPort"] == CONTAINER_PORT
     assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
@@ -88,8 +120,45 @@ def test_service_hpa_and_pdb_point_at_the_deployment(kubernetes: dict[str, dict[
     assert hpa["spec"]["minReplicas"] > kubernetes["PodDisruptionBudget"]["spec"]["minAvailable"] - 1
 
 
-def test_kserve_inference_service_uses_this_image_over_v2(kserve: dict[str, dict[str, Any]]) -> None:
-    service, runtime = kserve["InferenceService"], kserve["ServingRuntime"]
+def test_gpu_deployment_asks_for_one_gpu_and_the_cuda_device(gpu_kubernetes: dict[str, dict[str, Any]]) -> None:
+    pod = gpu_kubernetes["Deployment"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert _requests_one_gpu(container["resources"])
+    assert _env(container)["DENSENET_DEVICE"]["value"] == "cuda"
+    assert "cuda" in container["image"], "the image of the Dockerfile's cuda target"
+    assert {"key": GPU, "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
+    # The memory limit covers the memory-backed /dev/shm that PyTorch's processes share tensors through.
+    shm = {volume["name"]: volume for volume in pod["volumes"]}["shm"]
+    assert shm["emptyDir"]["medium"] == "Memory"
+    assert {"name": "shm", "mountPath": "/dev/shm"} in container["volumeMounts"]
+
+
+def test_cpu_deployment_asks_for_no_gpu(kubernetes: dict[str, dict[str, Any]]) -> None:
+    (container,) = kubernetes["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert not any(GPU in part for part in container["resources"].values())
+    assert "DENSENET_DEVICE" not in _env(container)
+
+
+def test_gpu_deployment_differs_from_the_cpu_one_only_where_the_gpu_needs_it(
+    kubernetes: dict[str, dict[str, Any]], gpu_kubernetes: dict[str, dict[str, Any]]
+) -> None:
+    """Same name, labels, selector, security and probes: it replaces the CPU Deployment, and the Service and
+    PodDisruptionBudget of deploy/kubernetes/ serve it unchanged."""
+
+    def shared(deployment: dict[str, Any]) -> dict[str, Any]:
+        copy = yaml.safe_load(yaml.safe_dump(deployment))
+        del copy["spec"]["strategy"], copy["spec"]["template"]["spec"]["volumes"]
+        copy["spec"]["template"]["spec"].pop("tolerations", None)
+        (container,) = copy["spec"]["template"]["spec"]["containers"]
+        for key in ("image", "env", "resources", "startupProbe", "volumeMounts"):
+            del container[key]
+        return copy
+
+    assert shared(gpu_kubernetes["Deployment"]) == shared(kubernetes["Deployment"])
+
+
+def test_kserve_inference_service_uses_this_image_over_v2(any_kserve: dict[str, dict[str, Any]]) -> None:
+    service, runtime = any_kserve["InferenceService"], any_kserve["ServingRuntime"]
     assert service["apiVersion"] == "serving.kserve.io/v1beta1"
     assert runtime["apiVersion"] == "serving.kserve.io/v1alpha1"
     model = service["spec"]["predictor"]["model"]
@@ -105,18 +174,49 @@ def test_kserve_inference_service_uses_this_image_over_v2(kserve: dict[str, dict
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
 
 
-def test_kserve_runtime_container_is_a_valid_pod_container(kserve: dict[str, dict[str, Any]]) -> None:
-    runtime = kserve["ServingRuntime"]["spec"]
+def test_kserve_runtime_container_is_a_valid_pod_container(any_kserve: dict[str, dict[str, Any]]) -> None:
+    runtime = any_kserve["ServingRuntime"]["spec"]
+    pod_fields = {"containers", "volumes", "tolerations", "nodeSelector", "affinity"}
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": "kserve-runtime-check"},
-        "spec": {"containers": runtime["containers"], "volumes": runtime.get("volumes", [])},
+        "spec": {key: value for key, value in runtime.items() if key in pod_fields},
     }
     kubernetes_validate.validate(pod, KUBERNETES_VERSION, strict=True)
 
 
-def test_server_model_name_matches_the_inference_service() -> None:
+def test_kserve_gpu_variant_asks_for_one_gpu_and_the_cuda_device() -> None:
+    gpu = _by_kind(_documents(GPU_KSERVE_DIR))
+    runtime = gpu["ServingRuntime"]
+    (container,) = runtime["spec"]["containers"]
+    assert _requests_one_gpu(container["resources"])
+    assert _env(container)["DENSENET_DEVICE"]["value"] == "cuda"
+    assert "cuda" in container["image"]
+    assert {"key": GPU, "operator": "Exists", "effect": "NoSchedule"} in runtime["spec"]["tolerations"]
+    # KServe puts its default resources on an InferenceService that gives none, and they replace the
+    # runtime's: the InferenceService asks for the GPU itself, in a valid container resources block.
+    model = gpu["InferenceService"]["spec"]["predictor"]["model"]
+    assert _requests_one_gpu(model["resources"])
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "kserve-model-check"},
+        "spec": {"containers": [{"name": "kserve-container", "image": container["image"], "resources": model["resources"]}]},
+    }
+    kubernetes_validate.validate(pod, KUBERNETES_VERSION, strict=True)
+    # Installed beside the CPU runtime, it is never picked for an InferenceService that does not name it.
+    assert not any(fmt.get("autoSelect") for fmt in runtime["spec"]["supportedModelFormats"])
+    assert runtime["metadata"]["name"] != _by_kind(_documents(KSERVE_DIR))["ServingRuntime"]["metadata"]["name"]
+
+
+def test_cpu_kserve_runtime_asks_for_no_gpu(kserve: dict[str, dict[str, Any]]) -> None:
+    (container,) = kserve["ServingRuntime"]["spec"]["containers"]
+    assert not any(GPU in part for part in container["resources"].values())
+
+
+@pytest.mark.parametrize("folder", [KSERVE_DIR, GPU_KSERVE_DIR], ids=["cpu", "gpu"])
+def test_server_model_name_matches_the_inference_service(folder: Path) -> None:
     from densenet_server.weights import MODEL_NAME
 
-    assert _by_kind(_documents(KSERVE_DIR))["InferenceService"]["metadata"]["name"] == MODEL_NAME
+    assert _by_kind(_documents(folder))["InferenceService"]["metadata"]["name"] == MODEL_NAME
