@@ -24,8 +24,9 @@
 #                    only sent to the builder from weights/); unset: torchvision's IMAGENET1K_V1 download,
 #                    checked against the hash prefix in its file name
 #
-# The default target is the last stage, and it depends on neither CUDA stage: BuildKit and buildah build
-# only the stages a target needs, so the CPU image never downloads the CUDA wheels.
+# The default target is the last stage, and it depends on neither CUDA stage: BuildKit (docker's builder
+# since 23.0) and buildah build only the stages a target needs, so the CPU image never downloads the CUDA
+# wheels. Docker's legacy builder (DOCKER_BUILDKIT=0) builds every stage before the target: avoid it here.
 ARG BASE_IMAGE=python:3.11-slim
 ARG PIP_INDEX_URL=https://pypi.org/simple
 ARG WEIGHTS_FILE=
