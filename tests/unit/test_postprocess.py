@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from densenet_server.postprocess import softmax, top_k
@@ -14,11 +16,34 @@ def test_softmax_rows_sum_to_one_and_survive_large_logits() -> None:
     assert probabilities[1].argmax() == 2
 
 
+def test_softmax_on_known_values_in_float64() -> None:
+    # exp(ln 3) = 3: the probabilities of [0, ln 3] are exactly 1/4 and 3/4.
+    probabilities = softmax(np.array([[0.0, math.log(3)]], dtype=np.float32))
+    assert probabilities.dtype == np.float64
+    np.testing.assert_allclose(probabilities, [[0.25, 0.75]], rtol=1e-7)
+    # A probability float32 would round to 0 keeps its value: the top-k answer reports it.
+    tiny = softmax(np.array([[0.0, -120.0]], dtype=np.float32))
+    assert tiny[0, 1] > 0 and math.isclose(tiny[0, 1], math.exp(-120), rel_tol=1e-6)
+
+
+def test_softmax_of_a_single_vector_is_over_its_only_axis() -> None:
+    probabilities = softmax(np.array([0.0, math.log(3)]))
+    np.testing.assert_allclose(probabilities, [0.25, 0.75], rtol=1e-12)
+
+
 def test_top_k_orders_by_probability_then_index() -> None:
     probabilities = np.array([0.1, 0.3, 0.1, 0.4, 0.05, 0.05])
     best = top_k(probabilities, 3, CATEGORIES)
     assert [entry["index"] for entry in best] == [3, 1, 0]
     assert best[0] == {"index": 3, "label": "class 3", "probability": 0.4}
+
+
+def test_top_k_ties_on_a_real_sized_row_go_to_the_lower_index() -> None:
+    """1000 classes with many ties: numpy's default (unstable) sort orders them differently."""
+    probabilities = np.random.default_rng(0).integers(0, 3, 1000).astype(np.float64) / 1000
+    labels = [f"c{i}" for i in range(1000)]
+    expected = sorted(range(1000), key=lambda i: (-probabilities[i], i))[:500]
+    assert [entry["index"] for entry in top_k(probabilities, 500, labels)] == expected
 
 
 def test_top_k_is_clamped_to_the_number_of_classes() -> None:
