@@ -1,43 +1,70 @@
+"""Decoding: every mode becomes RGB with its colours (orientation, CMYK, LAB, 16-bit in detail in
+test_decoding_kinds.py), broken data and unaccepted formats are refused, the pixel limit comes first."""
+
 from __future__ import annotations
 
-import io
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
 from PIL import Image
+from support.hostile_corpus import encode
+from support.patches import patch_centres, patches
+from support.paths import CAT_JPEG
 
 from densenet_server.decoding import ImageTooLarge, InvalidImage, UnsupportedImageFormat, decode_image
 
-REPO_IMAGES = Path(__file__).resolve().parents[2] / "images"
 LIMIT = 40_000_000
+JPEG_TOLERANCE = 4  # levels, for flat block-aligned patches at quality 95
+PALETTE = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (10, 20, 30)]
 
 
-def encode(image: Image.Image, fmt: str, **options: object) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, fmt, **options)
-    return buffer.getvalue()
+def palette_image() -> Image.Image:
+    image = patches("P", range(len(PALETTE)))
+    image.putpalette([channel for colour in PALETTE for channel in colour])
+    return image
 
 
-def test_exif_orientation_is_applied() -> None:
-    wide = Image.new("RGB", (40, 20), "red")
-    exif = Image.Exif()
-    exif[0x0112] = 6  # rotate 90 degrees clockwise on display
-    decoded = decode_image(encode(wide, "JPEG", exif=exif), LIMIT)
-    assert decoded.size == (20, 40)
+@dataclass(frozen=True)
+class ModeCase:
+    image: Image.Image
+    fmt: str
+    expected: list[tuple[int, ...]]  # the RGB at each patch's centre
+    tolerance: int = 0
+    options: dict[str, object] = field(default_factory=dict)
 
 
-@pytest.mark.parametrize("mode", ["L", "P", "RGBA", "CMYK", "LA", "1"])
-def test_modes_become_rgb(mode: str) -> None:
-    fmt = "JPEG" if mode in {"L", "CMYK"} else ("TIFF" if mode == "1" else "PNG")
-    decoded = decode_image(encode(Image.new(mode, (8, 8)), fmt), LIMIT)
-    assert decoded.mode == "RGB"
+def greys(values: list[int]) -> list[tuple[int, ...]]:
+    return [(value,) * 3 for value in values]
 
 
-def test_16_bit_greyscale_is_scaled_not_clipped() -> None:
-    image = Image.fromarray(np.full((4, 4), 32768, dtype=np.uint16))
-    decoded = decode_image(encode(image, "PNG"), LIMIT)
-    assert decoded.getpixel((0, 0)) == (128, 128, 128)
+GREYS = [0, 90, 200, 255]
+HIGH_QUALITY = {"quality": 95}
+# Alpha is dropped: the RGB stored under a transparent pixel is what the model sees (README, "How images
+# are decoded"); a palette's transparent entry keeps its colour likewise.
+MODES = {
+    "L.png": ModeCase(patches("L", GREYS), "PNG", greys(GREYS)),
+    "L.jpg": ModeCase(patches("L", GREYS), "JPEG", greys(GREYS), JPEG_TOLERANCE, HIGH_QUALITY),
+    "P.png": ModeCase(palette_image(), "PNG", PALETTE),
+    "P-transparent.png": ModeCase(palette_image(), "PNG", PALETTE, options={"transparency": 1}),
+    "P.gif": ModeCase(palette_image(), "GIF", PALETTE),
+    "RGBA.png": ModeCase(
+        patches("RGBA", [(255, 0, 0, 0), (0, 255, 0, 128), (10, 20, 30, 255)]), "PNG", [(255, 0, 0), (0, 255, 0), (10, 20, 30)]
+    ),
+    "LA.png": ModeCase(patches("LA", [(50, 0), (200, 255)]), "PNG", greys([50, 200])),
+    "1.tiff": ModeCase(patches("1", [0, 1]), "TIFF", greys([0, 255])),
+    "CMYK.jpg": ModeCase(
+        patches("CMYK", [(255, 0, 0, 0), (0, 0, 0, 255)]), "JPEG", [(0, 255, 255), (0, 0, 0)], JPEG_TOLERANCE, HIGH_QUALITY
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MODES))
+def test_modes_become_rgb_with_their_colours(name: str) -> None:
+    case = MODES[name]
+    decoded = decode_image(encode(case.image, case.fmt, **case.options), LIMIT)
+    assert decoded.mode == "RGB" and decoded.size == case.image.size
+    assert np.abs(patch_centres(decoded, len(case.expected)) - np.array(case.expected)).max() <= case.tolerance
 
 
 @pytest.mark.parametrize(
@@ -45,7 +72,7 @@ def test_16_bit_greyscale_is_scaled_not_clipped() -> None:
     [
         (b"", InvalidImage),
         (b"hello, world", InvalidImage),
-        ((REPO_IMAGES / "cat.jpg").read_bytes()[:1500], InvalidImage),
+        (CAT_JPEG.read_bytes()[:1500], InvalidImage),
     ],
 )
 def test_broken_data(data: bytes, error: type[Exception]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import subprocess
 import sys
 from pathlib import Path
@@ -83,26 +82,3 @@ def test_torch_is_not_needed() -> None:
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 
-
-def jpeg(size: tuple[int, int], quality: int = 90) -> bytes:
-    gradient = np.linspace(0, 255, size[0], dtype=np.uint8)
-    pixels = np.stack([np.tile(gradient, (size[1], 1))] * 3, axis=-1)
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "JPEG", quality=quality)
-    return buffer.getvalue()
-
-
-def test_jpeg_draft_decodes_large_jpegs_smaller_but_never_below_the_resize() -> None:
-    data = jpeg((4000, 3000))
-    full = decode_image(data, LIMIT)
-    reduced = decode_image(data, LIMIT, reduce_to_short_side=RESIZE_SHORT_SIDE)
-    assert full.size == (4000, 3000)
-    assert reduced.size == (500, 375)  # 1/8 scale: the smallest that keeps 256 on the short side
-    assert np.abs(preprocess(reduced) - preprocess(full)).mean() < 0.05
-
-
-def test_jpeg_draft_leaves_small_jpegs_and_other_formats_alone() -> None:
-    assert decode_image(jpeg((500, 375)), LIMIT, reduce_to_short_side=RESIZE_SHORT_SIDE).size == (500, 375)
-    buffer = io.BytesIO()
-    Image.new("RGB", (4000, 3000)).save(buffer, "PNG")
-    assert decode_image(buffer.getvalue(), LIMIT, reduce_to_short_side=RESIZE_SHORT_SIDE).size == (4000, 3000)
