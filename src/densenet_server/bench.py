@@ -7,6 +7,10 @@
    concurrencies, through GET /inference/<file> and uploads (POST /inference with the image as the body).
 3. A table: img/s, p50/p90/p99 latency, non-2xx count, the server's peak RSS, and end-to-end / raw.
 
+With --device cuda (or auto on a machine with a GPU) the raw part also measures the CUDA backend in every
+precision, from CUDA graphs and eagerly, and its agreement with the CPU fp32 reference (bench_cuda.py); the
+CPU backends are still measured on the CPU. Asking for CUDA where there is none fails at once.
+
 Nothing here asserts a speed; it reports one. Client and server share the machine's cores, as they would
 in any single-machine benchmark: the client's own CPU use is part of the figures.
 """
@@ -28,12 +32,14 @@ import numpy as np
 from . import agreement, bench_images
 from .backends import load_backend
 from .backends.base import Backend
-from .backends.loading import chosen_backend
+from .backends.loading import chosen_backend, serving_device
 from .classifier import Classifier
 from .config import Settings, env_name
 from .decoding import decode_image
+from .device import CPU, device_kind, is_cuda
 from .loadgen import LoadResult, RequestSpec, run_load
 from .local_server import LocalServer
+from .precision import effective_precision
 from .preprocess import preprocess
 
 RAW_BATCH_SIZES = (1, 2, 4, 8, 16)
@@ -87,13 +93,15 @@ def _median_seconds(action: Callable[[], object], repeats: int) -> float:
     return statistics.median(timings)
 
 
-def _batches(inputs: np.ndarray) -> dict[int, np.ndarray]:
-    return {size: np.ascontiguousarray(np.resize(inputs, (size, *inputs.shape[1:]))) for size in RAW_BATCH_SIZES}
+def _batches(inputs: np.ndarray, sizes: Sequence[int]) -> dict[int, np.ndarray]:
+    return {size: np.ascontiguousarray(np.resize(inputs, (size, *inputs.shape[1:]))) for size in sizes}
 
 
-def measure_raw(backend: Backend, inputs: np.ndarray, repeats: int) -> list[RawResult]:
+def measure_raw(
+    backend: Backend, inputs: np.ndarray, repeats: int, batch_sizes: Sequence[int] = RAW_BATCH_SIZES
+) -> list[RawResult]:
     """One pass at a time on all threads; and, if the backend has parallel lanes, all lanes at once."""
-    batches = _batches(inputs)
+    batches = _batches(inputs, batch_sizes)
     seconds = {size: _median_seconds(lambda b=batch: backend.predict(b), repeats) for size, batch in batches.items()}
     results = [
         RawResult(backend.name, backend.precision, 1, seconds[1] * 1000.0, {s: s / t for s, t in seconds.items()})
@@ -180,14 +188,16 @@ def _drive(
 
 
 def _raw_settings(settings: Settings, options: BenchOptions) -> list[Settings]:
-    variants = [dataclasses.replace(settings, backend=name, precision="fp32") for name in options.raw_backends]
+    # The CPU backends, on the CPU also where the server runs on CUDA: torch fp32 there is the reference.
+    variants = [dataclasses.replace(settings, backend=name, precision="fp32", device=CPU) for name in options.raw_backends]
     if options.include_bf16:
-        variants.append(dataclasses.replace(settings, backend="torch", precision="bf16"))
+        variants.append(dataclasses.replace(settings, backend="torch", precision="bf16", device=CPU))
     return variants
 
 
 def run_bench(settings: Settings, options: BenchOptions, report: Callable[[str], None] = print) -> str:
     """Run every measurement and return the Markdown report (also printed step by step via ``report``)."""
+    device = serving_device(settings)  # before anything else: --device cuda without CUDA fails here
     photos = bench_images.find_photos(options.photos_dirs)
     with tempfile.TemporaryDirectory(prefix="densenet-bench-") as temporary:
         images_dir = Path(temporary)
@@ -209,6 +219,11 @@ def run_bench(settings: Settings, options: BenchOptions, report: Callable[[str],
             raw_results.extend(measure_raw(loaded.backend, inputs, options.raw_repeats))
             answers[label] = agreement.probabilities(Classifier(loaded, settings.max_image_pixels), web_bytes)
             del loaded
+        cuda_results: list[RawResult] = []
+        if is_cuda(device):
+            from .bench_cuda import measure_cuda
+
+            cuda_results = measure_cuda(settings, device, inputs, web_bytes, options.raw_repeats, answers, report)
         agreements = _fast_path_agreements(settings, answers, phone, report)
 
         scenarios: list[Scenario] = []
@@ -228,7 +243,7 @@ def run_bench(settings: Settings, options: BenchOptions, report: Callable[[str],
         with LocalServer.start([*serve_args, "--jpeg-draft"], env=environment) as server:
             report("http: GET 12-MP JPEG with --jpeg-draft, concurrency 1 ...")
             scenarios.append(_drive(server, "GET 4000x3000 (--jpeg-draft)", _get_requests([p.name for p in phone]), 1, options))
-    return format_report(settings, raw_results, agreements, scenarios, ready_s)
+    return format_report(settings, raw_results, agreements, scenarios, ready_s, device, cuda_results)
 
 
 def _fast_path_agreements(
@@ -257,17 +272,16 @@ def format_report(
     agreements: Sequence[agreement.Agreement],
     scenarios: Sequence[Scenario],
     ready_s: float | None,
+    device: str = CPU,
+    cuda_results: Sequence[RawResult] = (),
 ) -> str:
     lines = ["### Raw backends (in-process, preprocessed photos)", ""]
-    lines.append(
-        "| backend | precision | passes at once | bs1 latency ms | "
-        + " | ".join(f"bs{s} img/s" for s in RAW_BATCH_SIZES) + " |"
-    )
-    lines.append("| --- | --- | --- | --- | " + " | ".join("---" for _ in RAW_BATCH_SIZES) + " |")
-    for raw in raw_results:
-        rates = " | ".join(f"{raw.images_per_s[s]:.1f}" for s in RAW_BATCH_SIZES)
-        latency = "" if raw.passes > 1 else f"{raw.latency_bs1_ms:.1f}"
-        lines.append(f"| {raw.backend} | {raw.precision} | {raw.passes} | {latency} | {rates} |")
+    lines += raw_table(raw_results, RAW_BATCH_SIZES)
+    if cuda_results:
+        from .bench_cuda import CUDA_BATCH_SIZES
+
+        lines += ["", f"### CUDA backend on {device} (in-process, preprocessed photos, host copies included)", ""]
+        lines += raw_table(cuda_results, CUDA_BATCH_SIZES)
     lines += ["", "### What the faster paths change (probabilities over all 1000 classes)", ""]
     lines.append("| path | images | max abs diff | mean abs diff | same top-1 |")
     lines.append("| --- | --- | --- | --- | --- |")
@@ -276,11 +290,15 @@ def format_report(
             f"| {entry.path} | {entry.images} | {entry.max_abs_diff:.2e} | {entry.mean_abs_diff:.2e} "
             f"| {entry.top1_agreement:.1%} |"
         )
-    served_rows = [r for r in raw_results if r.backend == _served_backend(settings) and r.precision == settings.precision]
+    served_backend = _served_backend(settings, device)
+    served_precision = effective_precision(settings.precision, device_kind(device))
+    served_rows = [
+        r for r in [*raw_results, *cuda_results] if r.backend == served_backend and r.precision == served_precision
+    ]
     served = next((r for r in served_rows if r.passes == 1), None)
     best_rate = max((r.best[1] for r in served_rows), default=float("nan"))
     ready = f"; ready {ready_s:.1f} s after start" if ready_s is not None else ""
-    lines += ["", f"### End to end over HTTP (server backend: {_served_backend(settings)} {settings.precision}{ready})", ""]
+    lines += ["", f"### End to end over HTTP (server backend: {served_backend} {served_precision}{ready})", ""]
     lines.append(
         "| scenario | clients | requests | non-2xx | img/s | p50 ms | p90 ms | p99 ms | peak RSS MiB "
         "| img/s ÷ raw best | p50 − raw bs1 ms |"
@@ -302,5 +320,21 @@ def format_report(
     return "\n".join(lines)
 
 
-def _served_backend(settings: Settings) -> str:
+def raw_table(results: Sequence[RawResult], batch_sizes: Sequence[int]) -> list[str]:
+    lines = [
+        "| backend | precision | passes at once | bs1 latency ms | " + " | ".join(f"bs{s} img/s" for s in batch_sizes) + " |",
+        "| --- | --- | --- | --- | " + " | ".join("---" for _ in batch_sizes) + " |",
+    ]
+    for raw in results:
+        rates = " | ".join(f"{raw.images_per_s[s]:.1f}" for s in batch_sizes)
+        latency = "" if raw.passes > 1 else f"{raw.latency_bs1_ms:.1f}"
+        lines.append(f"| {raw.backend} | {raw.precision} | {raw.passes} | {latency} | {rates} |")
+    return lines
+
+
+def _served_backend(settings: Settings, device: str = CPU) -> str:
+    if is_cuda(device):
+        from .bench_cuda import cuda_label
+
+        return cuda_label(device, graphs=True)
     return "onnxruntime" if settings.onnx_model is not None else chosen_backend(settings)

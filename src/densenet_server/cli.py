@@ -203,11 +203,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"densenet-server: {exc}", file=sys.stderr)
         return 2
     _configure_logging(settings.log_level)
+    from .device import DeviceError
     from .weights import WeightsError
 
     try:
         return args.handler(settings, args)
-    except WeightsError as exc:
+    except (WeightsError, DeviceError) as exc:
         log.error("%s", exc)
         return 2
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import device as devices
+from . import precision as precisions
 from .cpus import usable_cpus
 
 ENV_PREFIX = "DENSENET_"
@@ -28,7 +30,7 @@ LIMITS = "limits"
 
 AUTO = "auto"
 BACKENDS = (AUTO, "onnxruntime", "torch")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = precisions.PRECISIONS  # auto, fp32, tf32, fp16, bf16
 
 
 def _setting(default: Any, help: str, group: str) -> Any:
@@ -62,13 +64,20 @@ class Settings:
     backend: str = _setting(
         AUTO,
         "Forward pass: onnxruntime (an ONNX export of the model, verified against PyTorch), torch (the "
-        "reference), or auto (onnxruntime for fp32, torch for bf16).",
+        "reference), or auto (CPU: onnxruntime for fp32, torch for bf16; CUDA: torch).",
         MODEL,
     )
     precision: str = _setting(
-        "fp32",
-        "fp32, or opt-in bf16 (torch backend; faster on CPUs with AVX-512 BF16, probabilities move by "
-        "up to ~0.09, see docs/performance.md). Reported in every answer.",
+        AUTO,
+        "auto (CPU: fp32; CUDA: fp16), fp32, or opt-in bf16 (torch backend; faster on CPUs with AVX-512 BF16, "
+        "probabilities move by up to ~0.09, see docs/performance.md); tf32 and fp16 on CUDA only. Reported in "
+        "every answer.",
+        MODEL,
+    )
+    device: str = _setting(
+        AUTO,
+        "auto (CUDA when PyTorch sees a GPU, else the CPU), cpu, cuda or cuda:N. Asking for CUDA where there is "
+        "none is an error, never a fallback to the CPU.",
         MODEL,
     )
     onnx_model: Path | None = _setting(
@@ -284,9 +293,15 @@ def validate(settings: Settings) -> None:
         problems.append(f"backend must be one of {', '.join(BACKENDS)}")
     if settings.precision not in PRECISIONS:
         problems.append(f"precision must be one of {', '.join(PRECISIONS)}")
+    if not devices.is_valid_setting(settings.device):
+        problems.append("device must be auto, cpu, cuda or cuda:N")
+    elif settings.precision in PRECISIONS and settings.backend in BACKENDS:
+        problems += precisions.combination_problems(
+            devices.device_kind(settings.device), settings.backend, settings.precision, settings.onnx_model is not None
+        )
     if settings.onnx_model is not None and settings.weights is not None:
         problems.append("give either weights or onnx_model: an ONNX export already holds its weights")
-    if settings.onnx_model is not None and (settings.backend == "torch" or settings.precision != "fp32"):
+    if settings.onnx_model is not None and settings.backend == "torch":
         problems.append("onnx_model is served by the onnxruntime backend in fp32")
     if problems:
         raise ValueError("invalid configuration: " + "; ".join(problems))

@@ -64,7 +64,7 @@ def test_bf16_is_opt_in_reported_and_close(settings: Settings, photos: list[Path
 
 
 def test_defaults_choose_onnxruntime_in_fp32() -> None:
-    assert Settings().precision == "fp32"
+    assert Settings().precision == "auto"  # fp32 on the CPU, fp16 on CUDA (precision.py)
     assert chosen_backend(Settings()) == "onnxruntime"
     assert chosen_backend(Settings(precision="bf16")) == "torch"
 

@@ -5,18 +5,22 @@ from typing import Protocol
 
 import numpy as np
 
-Predict = Callable[[np.ndarray], np.ndarray]
+from ..precision import BF16, FP16, FP32, TF32
 
-FP32 = "fp32"
-BF16 = "bf16"
+__all__ = ["BF16", "FP16", "FP32", "TF32", "Backend", "Predict"]
+
+Predict = Callable[[np.ndarray], np.ndarray]
 
 
 class Backend(Protocol):
     """Runs the model: float32 [N, 3, 224, 224] in, float32 logits [N, 1000] out."""
 
     name: str
-    # "fp32", or the reduced precision the user opted into; reported in answers, /v2 metadata and logs.
+    # The precision served (fp32 on the CPU unless bf16 was opted into; fp16 by default on CUDA, see
+    # precision.py); reported in answers, /v2 metadata and logs.
     precision: str
+    # Where the forward pass runs: "cpu" or "cuda:N" (device.resolve_device); reported beside backend.
+    device: str
     # Forward passes that may run beside each other, each on a share of the threads (empty: one at a time).
     lane_predicts: Sequence[Predict]
 

@@ -4,6 +4,9 @@ onnxruntime is the default for fp32: it is the fastest fp32 backend here (docs/p
 no PyTorch at run time. Its model is either a file given with --onnx-model, or an export of --weights
 (or of the published weights) kept in the cache folder under the weights' hash, made and verified against
 PyTorch on first use. Only that first export, the torch backend and bf16 need PyTorch.
+
+On a CUDA device (--device, resolved by device.py) the backend is torch on that device (cuda_backend.py),
+in fp16 unless another precision is asked for (precision.py); the CPU choices above do not change.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import AUTO, Settings
+from ..device import CPU, DeviceError, device_kind, is_cuda, resolve_device
+from ..precision import combination_problems, effective_precision
 from ..weights import (
     MODEL_NAME,
     PUBLISHED_SHA256_PREFIX,
@@ -37,10 +42,20 @@ class LoadedBackend:
     weights: WeightsInfo
 
 
-def chosen_backend(settings: Settings) -> str:
+def chosen_backend(settings: Settings, device: str = CPU) -> str:
+    """The backend serving on ``device`` (resolved: "cpu" or "cuda:N"): on CUDA always torch."""
+    if is_cuda(device):
+        return TORCH
     if settings.backend != AUTO:
         return settings.backend
-    return ONNXRUNTIME if settings.precision == FP32 else TORCH
+    return ONNXRUNTIME if effective_precision(settings.precision, CPU) == FP32 else TORCH
+
+
+def serving_device(settings: Settings) -> str:
+    """--device resolved; auto with an explicitly CPU-only backend is the CPU, without asking PyTorch."""
+    if settings.device == AUTO and (settings.backend == ONNXRUNTIME or settings.onnx_model is not None):
+        return CPU
+    return resolve_device(settings.device)
 
 
 def torch_missing(purpose: str) -> WeightsError:
@@ -99,23 +114,45 @@ def _load_onnx(settings: Settings) -> LoadedBackend:
     return LoadedBackend(OnnxBackend(path, threads, lanes), loaded.weights)
 
 
-def _load_torch(settings: Settings) -> LoadedBackend:
+def _load_torch(settings: Settings, precision: str) -> LoadedBackend:
     try:
         from ..model import load_model
         from .torch_backend import TorchBackend
     except ImportError as exc:
         raise torch_missing("the torch backend") from exc
     loaded = load_model(settings.weights, settings.weights_sha256)
-    backend = TorchBackend(loaded.module, settings.effective_threads(), settings.precision)
+    backend = TorchBackend(loaded.module, settings.effective_threads(), precision)
     return LoadedBackend(backend, loaded.weights)
 
 
-def load_backend(settings: Settings) -> LoadedBackend:
-    """The backend the settings ask for, ready to predict; logs what it serves and how."""
-    name = chosen_backend(settings)
-    if name == ONNXRUNTIME and settings.precision != FP32:
-        raise WeightsError(f"the onnxruntime backend runs in fp32 only; use --backend torch for {settings.precision}")
-    loaded = _load_onnx(settings) if name == ONNXRUNTIME else _load_torch(settings)
+def _load_cuda(settings: Settings, device: str, precision: str) -> LoadedBackend:
+    # resolve_device() found CUDA, so torch is installed.
+    from ..model import load_model
+    from .cuda_backend import CudaBackend
+
+    loaded = load_model(settings.weights, settings.weights_sha256)
+    backend = CudaBackend(loaded.module, device, precision, settings.max_batch_size)
+    return LoadedBackend(backend, loaded.weights)
+
+
+def load_backend(settings: Settings, device: str | None = None) -> LoadedBackend:
+    """The backend the settings ask for, ready to predict; logs what it serves and how.
+
+    ``device``: already resolved (serving_device); None resolves --device here. A CUDA backend predicts at
+    once, but eagerly: its CUDA graphs are captured by its warm_up(), which the caller runs before serving.
+    """
+    device = serving_device(settings) if device is None else device
+    precision = effective_precision(settings.precision, device_kind(device))
+    name = chosen_backend(settings, device)
+    if name == ONNXRUNTIME and precision != FP32:
+        raise WeightsError(f"the onnxruntime backend runs in fp32 only; use --backend torch for {precision}")
+    problems = combination_problems(device_kind(device), settings.backend, precision, settings.onnx_model is not None)
+    if problems:
+        raise DeviceError(f"--device {settings.device} resolved to {device}: " + "; ".join(problems))
+    if is_cuda(device):
+        loaded = _load_cuda(settings, device, precision)
+    else:
+        loaded = _load_onnx(settings) if name == ONNXRUNTIME else _load_torch(settings, precision)
     loaded.weights.log()
     if loaded.backend.precision != FP32:
         log.warning(
@@ -123,8 +160,8 @@ def load_backend(settings: Settings) -> LoadedBackend:
             loaded.backend.precision,
         )
     log.info(
-        "backend: %s (%s), %d threads, %d parallel forward passes",
-        loaded.backend.name, loaded.backend.precision, settings.effective_threads(),
+        "backend: %s (%s) on %s, %d threads, %d parallel forward passes",
+        loaded.backend.name, loaded.backend.precision, loaded.backend.device, settings.effective_threads(),
         max(1, len(loaded.backend.lane_predicts)),
     )
     return loaded

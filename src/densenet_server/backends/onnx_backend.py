@@ -27,6 +27,7 @@ OPSET = 18
 class OnnxBackend:
     name = "onnxruntime"
     precision = FP32
+    device = "cpu"
 
     def __init__(self, model_path: Path, threads: int, lanes: int = 1) -> None:
         """``threads`` for a pass that runs alone; with ``lanes`` > 1, also that many sessions on

@@ -15,6 +15,7 @@ PRECISIONS = (FP32, BF16)
 
 class TorchBackend:
     name = "torch"
+    device = "cpu"
     # PyTorch's intra-op thread count is global to the process, so passes cannot get a share each.
     lane_predicts = ()
 
