@@ -5,10 +5,12 @@ Semantics (the ones TorchServe and BentoML users ask for):
 - the wait is counted from the arrival of the batch's first image, so a lone request never waits longer
   than ``max_wait_s`` before its forward pass starts;
 - the worker waits only for images that are known to be on their way (``expecting()``: a request thread
-  announces them before it decodes them), so a request that arrives alone runs at once;
+  announces them before it decodes them; ``announce()``: the same for a caller in another process, whose
+  requests the engine process submits with ``enqueue()``), so a request that arrives alone runs at once;
 - the queue is bounded in images: a request that does not fit is refused at once (``QueueFull``), never
   parked;
-- a caller that gives up (deadline) is dropped from the queue before it costs a forward pass;
+- a caller that gives up (deadline) is dropped from the queue before it costs a forward pass, and so is
+  a request whose deadline passes while it waits, even if nobody is waiting for it any more;
 - with ``parallel_predicts`` (one per lane), that many forward passes run at once, each on its own
   lane; a pass that starts while no other runs uses ``predict`` (all the threads) instead. On a small
   CPU this beats one pass on all threads under load, because a pass on fewer threads is not held up by
@@ -53,11 +55,21 @@ class BatcherStopped(RuntimeError):
 
 
 @dataclass
-class _Pending:
+class Pending:
+    """One submitted request: its images, and the future that gets their logits."""
+
     images: np.ndarray
     arrived: float
+    deadline: float  # time.monotonic() past which it is dropped rather than run
     future: Future[np.ndarray] = field(default_factory=Future)
     batch_size: int = 0  # set by the worker before the result: images in the forward pass
+
+
+class Announcement:
+    """Images a caller is preparing and will submit (see Batcher.announce)."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
 
 
 @dataclass(frozen=True)
@@ -75,6 +87,7 @@ class Batcher:
         max_queue_images: int,
         on_batch: BatchObserver | None = None,
         parallel_predicts: Sequence[Predict] = (),
+        on_queue_change: Callable[[int], None] | None = None,
     ) -> None:
         self._predict = predict
         self._lanes = list(parallel_predicts)
@@ -82,11 +95,14 @@ class Batcher:
         self._max_wait_s = max_wait_s
         self._max_queue_images = max_queue_images
         self._on_batch = on_batch
-        self._queue: collections.deque[_Pending] = collections.deque()
+        # Called with the images now queued, under the queue's lock (so it must be quick): the engine
+        # process publishes the depth to the HTTP fronts, which refuse work before decoding it.
+        self._on_queue_change = on_queue_change
+        self._queue: collections.deque[Pending] = collections.deque()
         self._queued_images = 0
         self._condition = threading.Condition()
         self._stopping = False
-        # Images that request threads are preparing and will submit; each thread's share in _announced.
+        # Images that callers are preparing and will submit; a request thread's own in _announced.
         self._incoming_images = 0
         self._announced = threading.local()
         self._last_batch_s = 0.05
@@ -106,22 +122,33 @@ class Batcher:
     def expecting(self, count: int) -> Iterator[None]:
         """Announce that this thread is preparing ``count`` images for submission, so that the worker may
         wait for them (never past ``max_wait_s``). Submitting them, or leaving the block, withdraws it."""
-        with self._condition:
-            self._withdraw_announcement()
-            self._incoming_images += count
-            self._announced.count = count
+        announcement = self.announce(count)
+        previous = getattr(self._announced, "current", None)
+        self._announced.current = announcement
         try:
             yield
         finally:
-            with self._condition:
-                self._withdraw_announcement()
+            self._announced.current = previous
+            self.withdraw(announcement)
 
-    def _withdraw_announcement(self) -> None:
-        """With the condition held: this thread's announced images are no longer on their way."""
-        count = getattr(self._announced, "count", 0)
-        if count:
-            self._incoming_images -= count
-            self._announced.count = 0
+    def announce(self, count: int) -> Announcement:
+        """Say that ``count`` images are on their way; enqueue(..., announcement) or withdraw() ends it."""
+        announcement = Announcement(count)
+        with self._condition:
+            self._incoming_images += count
+        return announcement
+
+    def withdraw(self, announcement: Announcement | None) -> None:
+        """The announced images are no longer on their way (submitted, refused, or given up)."""
+        if announcement is None:
+            return
+        with self._condition:
+            self._withdraw_locked(announcement)
+
+    def _withdraw_locked(self, announcement: Announcement) -> None:
+        if announcement.count:
+            self._incoming_images -= announcement.count
+            announcement.count = 0
             self._condition.notify_all()
 
     def submit(self, images: np.ndarray, timeout_s: float) -> np.ndarray:
@@ -130,9 +157,7 @@ class Batcher:
 
     def run(self, images: np.ndarray, timeout_s: float) -> Completed:
         """Like submit(), and also says how large the forward pass was that computed them."""
-        if timeout_s <= 0:
-            raise DeadlineExceeded("the request's deadline passed before its inference could start")
-        pending = self._enqueue(images)
+        pending = self.enqueue(images, timeout_s, getattr(self._announced, "current", None))
         try:
             logits = pending.future.result(timeout=timeout_s)
         except FutureTimeout:
@@ -155,18 +180,37 @@ class Batcher:
                 self._retry_after_s(),
             )
 
-    def _enqueue(self, images: np.ndarray) -> _Pending:
+    def enqueue(
+        self, images: np.ndarray, timeout_s: float, announcement: Announcement | None = None
+    ) -> Pending:
+        """Queue ``images`` [n, ...] without waiting: their Pending's future gets the logits [n, classes],
+        or DeadlineExceeded if ``timeout_s`` passes before their forward pass starts. Withdraws
+        ``announcement`` (these are the images it announced), also when the images are refused."""
         count = len(images)
         with self._condition:
+            if announcement is not None:
+                self._withdraw_locked(announcement)
+            if timeout_s <= 0:
+                raise DeadlineExceeded("the request's deadline passed before its inference could start")
             if self._stopping:
                 raise BatcherStopped("the server is shutting down")
             self._refuse_if_full(count)
-            self._withdraw_announcement()
-            pending = _Pending(images, time.monotonic())
+            now = time.monotonic()
+            pending = Pending(images, now, now + timeout_s)
             self._queue.append(pending)
             self._queued_images += count
+            self._queue_changed()
             self._condition.notify_all()
             return pending
+
+    def _queue_changed(self) -> None:
+        if self._on_queue_change is not None:
+            self._on_queue_change(self._queued_images)
+
+    @property
+    def retry_after_s(self) -> int:
+        """What a refused caller is told to wait: the queue's batches at the last batch's pace."""
+        return self._retry_after_s()
 
     def _retry_after_s(self) -> int:
         batches_waiting = self._queued_images / self._max_batch_size
@@ -181,7 +225,7 @@ class Batcher:
         for worker in self._workers:
             worker.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
-    def _take_batch(self) -> tuple[list[_Pending], bool] | None:
+    def _take_batch(self) -> tuple[list[Pending], bool] | None:
         """The next batch and whether it starts while no other forward pass runs (None: stopped)."""
         with self._condition:
             while not self._queue:
@@ -194,7 +238,7 @@ class Batcher:
                 if remaining <= 0:
                     break
                 self._condition.wait(remaining)
-            batch: list[_Pending] = []
+            batch: list[Pending] = []
             taken = 0
             while self._queue:
                 head = self._queue[0]
@@ -203,9 +247,16 @@ class Batcher:
                     break
                 self._queue.popleft()
                 self._queued_images -= len(head.images)
+                if time.monotonic() > head.deadline:
+                    if head.future.set_running_or_notify_cancel():
+                        head.future.set_exception(
+                            DeadlineExceeded("the request's deadline passed while it waited in the queue")
+                        )
+                    continue
                 if head.future.set_running_or_notify_cancel():
                     batch.append(head)
                     taken += len(head.images)
+            self._queue_changed()
             if batch:
                 self._running_batches += 1
             return batch, self._running_batches == 1
@@ -221,7 +272,7 @@ class Batcher:
                 with self._condition:
                     self._running_batches -= 1
 
-    def _run_batch(self, batch: list[_Pending], predict: Predict) -> None:
+    def _run_batch(self, batch: list[Pending], predict: Predict) -> None:
         started = time.monotonic()
         try:
             logits = predict(np.concatenate([p.images for p in batch]))
@@ -244,7 +295,7 @@ class Batcher:
             pending.future.set_result(logits[offset : offset + count])
             offset += count
 
-    def _run_alone(self, pending: _Pending, predict: Predict) -> None:
+    def _run_alone(self, pending: Pending, predict: Predict) -> None:
         try:
             pending.batch_size = len(pending.images)
             pending.future.set_result(predict(pending.images))
@@ -252,6 +303,6 @@ class Batcher:
             self._fail(pending)
 
     @staticmethod
-    def _fail(pending: _Pending) -> None:
+    def _fail(pending: Pending) -> None:
         log.exception("inference failed")
         pending.future.set_exception(RuntimeError("inference failed"))

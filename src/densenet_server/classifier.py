@@ -1,6 +1,6 @@
 """The in-process pipeline: encoded image -> decoded -> preprocessed -> logits -> the JSON answer.
 
-Used directly by the CLI, and by the HTTP service behind its batching queue.
+Used directly by the CLI and the benchmark; the HTTP service shares its answer (build_answer).
 """
 
 from __future__ import annotations
@@ -12,16 +12,38 @@ import numpy as np
 from .backends import LoadedBackend, load_backend
 from .config import Settings
 from .decoding import decode_image
+from .engine.base import ModelInfo
+from .engine.local import model_info, warm_up
 from .postprocess import softmax, top_k
-from .preprocess import INPUT_SHAPE, RESIZE_SHORT_SIDE, preprocess
-from .weights import CATEGORIES, MODEL_NAME
+from .preprocess import RESIZE_SHORT_SIDE, preprocess
+
+
+def build_answer(info: ModelInfo, probabilities: np.ndarray, k: int) -> dict[str, Any]:
+    """The answer for one image: top-1 as the seed's `class` field, plus the top-k list."""
+    best = top_k(probabilities, k, info.categories)
+    result: dict[str, Any] = {
+        "class": best[0]["label"],
+        "index": best[0]["index"],
+        "probability": best[0]["probability"],
+        "top_k": best,
+        "model": info.name,
+        "weights": info.weights.id,
+        "weights_published": info.weights.published,
+        "backend": info.backend,
+        "precision": info.precision,
+        "device": info.device,
+    }
+    if info.weights.warning:
+        result["warning"] = info.weights.warning
+    return result
 
 
 class Classifier:
     def __init__(self, loaded: LoadedBackend, max_image_pixels: int, jpeg_draft: bool = False) -> None:
         self.backend = loaded.backend
         self.weights = loaded.weights
-        self.categories = CATEGORIES
+        self.info = model_info(loaded.backend, loaded.weights)
+        self.categories = self.info.categories
         self.max_image_pixels = max_image_pixels
         self._reduce_to_short_side = RESIZE_SHORT_SIDE if jpeg_draft else None
 
@@ -30,11 +52,8 @@ class Classifier:
         return preprocess(decode_image(data, self.max_image_pixels, self._reduce_to_short_side))
 
     def warm_up(self) -> None:
-        """Forward passes at batch sizes 1 and 2, so the first real requests do not pay for lazy
-        initialisation (ONNX Runtime and oneDNN prepare kernels per input shape)."""
-        for predict in (self.backend.predict, *self.backend.lane_predicts):
-            for size in (1, 2):
-                predict(np.zeros((size, *INPUT_SHAPE), dtype=np.float32))
+        """So that the first real requests do not pay for lazy initialisation (engine.local.warm_up)."""
+        warm_up(self.backend)
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         return self.probabilities_from_logits(self.backend.predict(batch))
@@ -44,22 +63,7 @@ class Classifier:
         return softmax(logits)
 
     def answer(self, probabilities: np.ndarray, k: int) -> dict[str, Any]:
-        """The answer for one image: top-1 as the seed's `class` field, plus the top-k list."""
-        best = top_k(probabilities, k, self.categories)
-        result: dict[str, Any] = {
-            "class": best[0]["label"],
-            "index": best[0]["index"],
-            "probability": best[0]["probability"],
-            "top_k": best,
-            "model": MODEL_NAME,
-            "weights": self.weights.id,
-            "weights_published": self.weights.published,
-            "backend": self.backend.name,
-            "precision": self.backend.precision,
-        }
-        if self.weights.warning:
-            result["warning"] = self.weights.warning
-        return result
+        return build_answer(self.info, probabilities, k)
 
 
 def build_classifier(settings: Settings) -> Classifier:

@@ -35,6 +35,12 @@ def _serve(settings: Settings, _: argparse.Namespace) -> int:
     return 0
 
 
+def _engine(_: Settings, args: argparse.Namespace) -> int:
+    from .engine.launcher import engine_main
+
+    return engine_main(args.run_folder, args.control_fd)
+
+
 def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
     from .classifier import build_classifier
     from .evaluate import evaluate
@@ -53,7 +59,7 @@ def _classify(settings: Settings, args: argparse.Namespace) -> int:
 
     classifier = build_classifier(settings)
     return run(
-        classifier, args.paths, args.output, args.top_k, settings.max_batch_size,
+        classifier, args.paths, args.output, args.top_k, settings.effective_max_batch_size(),
         progress=not args.no_progress, decode_threads=settings.effective_threads(),
     )
 
@@ -189,6 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
     soak.add_argument("--output", "-o", type=Path, default=None, help="also write the Markdown report to this file")
     config.add_arguments(soak, [config.MODEL, config.BATCHING, config.LIMITS])
     soak.set_defaults(handler=_soak)
+
+    # Started by `serve` itself (engine/launcher.py), never by hand.
+    engine = commands.add_parser("engine", help=argparse.SUPPRESS)
+    engine.add_argument("run_folder", type=Path)
+    engine.add_argument("control_fd", type=int)
+    engine.set_defaults(handler=_engine)
 
     show = commands.add_parser("config", help="print every setting as a Markdown table")
     show.set_defaults(handler=_print_config)

@@ -29,6 +29,9 @@ BATCHING = "batching"
 LIMITS = "limits"
 
 AUTO = "auto"
+# onnxruntime on a CPU is as fast per image at batch 2-4 as at 8 or 16 (docs/performance.md).
+CPU_MAX_BATCH_SIZE = 4
+MIN_AUTO_QUEUE_IMAGES = 64
 BACKENDS = (AUTO, "onnxruntime", "torch")
 PRECISIONS = precisions.PRECISIONS  # auto, fp32, tf32, fp16, bf16
 
@@ -51,14 +54,16 @@ class Settings:
     )
     threads: int = _setting(
         0,
-        "Threads for inference (0: one per CPU core): a forward pass that runs alone uses all of them, "
-        "parallel passes (--parallel-passes) share them.",
+        "Threads for inference (0: one per usable CPU: the cgroup quota and affinity, not the host's "
+        "count): a forward pass that runs alone uses all of them, parallel passes (--parallel-passes) "
+        "share them.",
         MODEL,
     )
     parallel_passes: int = _setting(
         0,
         "onnxruntime: forward passes that may run at once under load, each on --threads / N threads; a "
-        "pass that runs alone uses all --threads (0: 2 when --threads >= 2, else 1).",
+        "pass that runs alone uses all --threads (0: one per inference thread, i.e. single-threaded "
+        "passes under load, the fastest layout measured on 2 and 16 cores; see docs/architecture.md).",
         MODEL,
     )
     backend: str = _setting(
@@ -104,10 +109,17 @@ class Settings:
     images_dir: Path = _setting(
         Path("images"), "Folder served by GET /inference/<filename>.", SERVER
     )
+    workers: int = _setting(
+        0,
+        "HTTP front processes (gunicorn workers); they parse requests and decode images, and share the one "
+        "engine process that runs the model (0: 1 below 8 CPUs, else CPUs / 8 up to 4; on CUDA one per CPU "
+        "but two, decoding must keep up with the GPU; see docs/architecture.md).",
+        SERVER,
+    )
     http_threads: int = _setting(
         96,
-        "Request threads of the gunicorn worker; they decode and resize in parallel with inference. Keep "
-        "it above --max-queue-images + --max-batch-size, so that overload fills the inference queue "
+        "Request threads of each front process; they decode and resize in parallel with inference. Keep "
+        "workers x threads above the queue plus a batch, so that overload fills the inference queue "
         "(and is refused with 503) rather than waiting for a free thread.",
         SERVER,
     )
@@ -126,9 +138,10 @@ class Settings:
     )
     # batching
     max_batch_size: int = _setting(
-        4,
-        "Most images in one forward pass (counts images, not requests). 4: onnxruntime is as fast per "
-        "image at 2-4 as at 8 or 16, and its memory arena grows with the batch (docs/performance.md).",
+        0,
+        "Most images in one forward pass (counts images, not requests). 0: 4 on the CPU (onnxruntime is as "
+        "fast per image at 2-4 as at 8 or 16, and its memory arena grows with the batch; "
+        "docs/performance.md), 128 on CUDA.",
         BATCHING,
     )
     max_batch_wait_ms: float = _setting(
@@ -137,7 +150,10 @@ class Settings:
         BATCHING,
     )
     max_queue_images: int = _setting(
-        64, "Images that may wait for inference; beyond it requests get 503 with Retry-After.", BATCHING
+        0,
+        "Images that may wait for inference; beyond it requests get 503 with Retry-After (0: two batches "
+        "per parallel pass, at least 64).",
+        BATCHING,
     )
     request_timeout_s: float = _setting(
         20.0,
@@ -173,8 +189,25 @@ class Settings:
     def effective_parallel_passes(self) -> int:
         if self.parallel_passes > 0:
             return self.parallel_passes
-        # Measured on 2 cores (docs/performance.md): two 1-thread passes beat one 2-thread pass under load.
-        return 2 if self.effective_threads() >= 2 else 1
+        # Single-threaded passes under load: on 2 cores two 1-thread passes beat one 2-thread pass
+        # (docs/performance.md), and on 16 cores 16 one-thread engines beat every layout with fewer,
+        # wider ones (issue 10's figures, docs/architecture.md).
+        return self.effective_threads()
+
+    def on_cuda(self) -> bool:
+        return devices.is_cuda(self.device)
+
+    def effective_max_batch_size(self) -> int:
+        if self.max_batch_size > 0:
+            return self.max_batch_size
+        return devices.CUDA_MAX_BATCH_SIZE if self.on_cuda() else CPU_MAX_BATCH_SIZE
+
+    def effective_max_queue_images(self) -> int:
+        if self.max_queue_images > 0:
+            return self.max_queue_images
+        # Enough to keep every parallel pass busy for two batches, so a burst is queued, not refused.
+        passes = 1 if self.on_cuda() else self.effective_parallel_passes()
+        return max(MIN_AUTO_QUEUE_IMAGES, 2 * passes * self.effective_max_batch_size(), self.max_images_per_request)
 
     def effective_cache_dir(self) -> Path:
         if self.cache_dir is not None:
@@ -268,16 +301,19 @@ def validate(settings: Settings) -> None:
     if not 0 < settings.port < 65536:
         problems.append("port must be between 1 and 65535")
     for name in (
-        "http_threads", "max_batch_size", "max_queue_images", "max_body_bytes", "max_image_pixels",
+        "http_threads", "max_body_bytes", "max_image_pixels",
         "max_images_per_request", "max_decoding_pixels",
     ):
         if getattr(settings, name) < 1:
             problems.append(f"{name} must be at least 1")
     if settings.max_batch_wait_ms < 0 or settings.request_timeout_s <= 0:
         problems.append("max_batch_wait_ms must be >= 0 and request_timeout_s > 0")
-    if settings.max_queue_images < settings.max_batch_size:
+    for name in ("workers", "max_batch_size", "max_queue_images"):
+        if getattr(settings, name) < 0:
+            problems.append(f"{name} must be 0 (automatic) or more")
+    if 0 < settings.max_queue_images < settings.max_batch_size:
         problems.append("max_queue_images must be at least max_batch_size")
-    if settings.max_images_per_request > settings.max_queue_images:
+    if 0 < settings.max_queue_images < settings.max_images_per_request:
         problems.append("max_images_per_request must be at most max_queue_images")
     if settings.max_decoding_pixels < settings.max_image_pixels:
         problems.append("max_decoding_pixels must be at least max_image_pixels")

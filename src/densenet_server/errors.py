@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from .batching import BatcherStopped, DeadlineExceeded, QueueFull
 from .decoding import ImageTooLarge, InvalidImage, UnsupportedImageFormat
+from .engine.base import EngineUnavailable
 from .service import NotReady
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ def api_error_from(exc: Exception) -> ApiError | None:
         (UnsupportedImageFormat, 415, "unsupported_image_format"),
         (ImageTooLarge, 413, "image_too_large"),
         (NotReady, 503, "not_ready"),
+        (EngineUnavailable, 503, "engine_unavailable"),
         (BatcherStopped, 503, "shutting_down"),
         (DeadlineExceeded, 504, "deadline_exceeded"),
     ]

@@ -1,15 +1,25 @@
-"""Prometheus metrics of one server process: HTTP requests, batching, and where inference time goes.
+"""Prometheus metrics of the server: HTTP requests, batching, and where inference time goes.
 
 Each service owns its own registry (not prometheus_client's global one), so several apps in one process
-(tests) never collide, and /metrics shows exactly this server's numbers.
+(tests) never collide. Under `serve`, several processes count (the HTTP fronts and the engine process):
+then PROMETHEUS_MULTIPROC_DIR is set for all of them, every process writes its values there, and /metrics
+in any front adds them all up (prometheus_client's multiprocess mode); gauges say how processes combine.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import CONTENT_TYPE_LATEST as PROMETHEUS_CONTENT_TYPE
+from prometheus_client.multiprocess import MultiProcessCollector
+
+if TYPE_CHECKING:
+    from .engine.base import ModelInfo
+
+MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 __all__ = ["Metrics", "PROMETHEUS_CONTENT_TYPE"]
 
@@ -61,24 +71,47 @@ class Metrics:
             ["kind"],
             registry=registry,
         )
+        # Only the engine process sets these gauges; the fronts' zeros must not hide its values.
         self.queue_depth = Gauge(
             "densenet_queue_images",
             "Images waiting in the batching queue.",
             registry=registry,
+            multiprocess_mode="max",
         )
         self.model_load_seconds = Gauge(
             "densenet_model_load_seconds",
             "Seconds it took to load and warm up the model (0 until loaded).",
             registry=registry,
+            multiprocess_mode="max",
         )
         self.model_ready = Gauge(
             "densenet_model_ready",
             "1 once the model is loaded and warm, else 0.",
             registry=registry,
+            multiprocess_mode="max",
+        )
+        self.model_info = Gauge(
+            "densenet_model_info",
+            "1 for the model being served: its backend, precision, device and weights.",
+            ["model", "backend", "precision", "device", "weights", "weights_published"],
+            registry=registry,
+            multiprocess_mode="max",
         )
 
     def track_queue_depth(self, read_depth: Callable[[], int]) -> None:
+        """Read the depth when scraped (one process); the engine process sets it instead (set_queue_depth)."""
         self.queue_depth.set_function(lambda: float(read_depth()))
+
+    def set_queue_depth(self, images: int) -> None:
+        self.queue_depth.set(images)
+
+    def observe_model_loaded(self, info: ModelInfo, seconds: float) -> None:
+        self.model_load_seconds.set(seconds)
+        self.model_info.labels(
+            info.name, info.backend, info.precision, info.device, info.weights.id,
+            str(info.weights.published).lower(),
+        ).set(1)
+        self.model_ready.set(1)
 
     def observe_batch(self, batch_size: int, seconds: float) -> None:
         """The Batcher's on_batch hook: called by its worker after each forward pass."""
@@ -90,4 +123,9 @@ class Metrics:
         self.request_seconds.labels(method, route).observe(seconds)
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        directory = os.environ.get(MULTIPROCESS_DIR_ENV)
+        if not directory:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=directory)
+        return generate_latest(registry)

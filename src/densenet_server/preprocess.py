@@ -37,8 +37,17 @@ def _centre_crop_box(width: int, height: int, size: int) -> tuple[int, int, int,
     return left, top, left + size, top + size
 
 
+CROP_SHAPE = (CROP_SIZE, CROP_SIZE, 3)
+
+
 def preprocess(image: Image.Image) -> np.ndarray:
     """An RGB PIL image -> float32 [3, 224, 224], equal to torchvision's reference transform."""
+    return normalize(crop(image))
+
+
+def crop(image: Image.Image) -> np.ndarray:
+    """The resized and centre-cropped pixels, uint8 [224, 224, 3]: what travels from an HTTP front to the
+    engine process (a quarter of the float32 size); normalize() finishes the reference transform."""
     target = resized_size(*image.size)
     crop_box = _centre_crop_box(*target, CROP_SIZE)
     if target == image.size:
@@ -48,8 +57,13 @@ def preprocess(image: Image.Image) -> np.ndarray:
     else:
         cropped = _resize_crop_only(image, target, crop_box)
     # After the resize the short side is 256 >= 224, so the crop never needs torchvision's padding.
-    pixels = np.asarray(cropped, dtype=np.uint8)
-    scaled = pixels.transpose(2, 0, 1).astype(np.float32) / np.float32(255)
+    return np.asarray(cropped, dtype=np.uint8)
+
+
+def normalize(crops: np.ndarray) -> np.ndarray:
+    """uint8 crops [..., 224, 224, 3] -> normalised float32 [..., 3, 224, 224]. Element by element, so a
+    batch gives the same bits as its images one at a time."""
+    scaled = np.moveaxis(crops, -1, -3).astype(np.float32) / np.float32(255)
     return (scaled - MEAN) / STD
 
 

@@ -1,4 +1,10 @@
-"""Production serving: gunicorn with one threaded worker, which holds the one model of the process."""
+"""Production serving: one engine process owns the model; gunicorn's threaded workers are the HTTP fronts.
+
+The master (this process) starts the engine process, then gunicorn forks the fronts. Each front decodes
+and crops images in its request threads and sends the crops to the engine, which batches across all
+fronts (docs/architecture.md). The master watches the engine: if it dies, the server stops, so that a
+supervisor restarts the whole; and it stops the engine only after the fronts have drained.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +14,16 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
+from gunicorn.errors import HaltServer
 from gunicorn.workers.gthread import ThreadWorker
 
 from . import access_log
 from .config import Settings
-from .cpus import usable_cpus
+from .engine.launcher import LOAD_FAILED, EngineProcess, start_engine
+from .engine.paths import RunPaths
+from .engine.shared_state import SharedState
+from .layout import Layout, choose_layout
 from .malloc_tuning import tune_malloc
 
 if TYPE_CHECKING:
@@ -22,8 +33,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Not imported from .metrics: the master must not import prometheus_client before setting this.
+MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
 # gunicorn's arbiter halts (rather than respawning forever) when a worker exits with this code.
-WORKER_BOOT_ERROR = 3
+WORKER_BOOT_ERROR = LOAD_FAILED
 
 
 def _exit_worker(exc: BaseException) -> None:
@@ -73,9 +87,25 @@ class DrainingWorker(ThreadWorker):  # type: ignore[misc]
                 self.app.service.stop()
 
 
+class EngineWatchingArbiter(Arbiter):  # type: ignore[misc]
+    """gunicorn's master, which also stops the server when the engine process has died."""
+
+    def manage_workers(self) -> None:
+        engine = self.app.engine
+        if engine is not None and not engine.alive and not self.app.stopping_engine:
+            status = engine.exitcode
+            reason = "the model could not be loaded" if status == LOAD_FAILED else f"the engine process died ({status})"
+            raise HaltServer(reason, WORKER_BOOT_ERROR)
+        super().manage_workers()
+
+
 class GunicornServer(BaseApplication):  # type: ignore[misc]
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, layout: Layout, paths: RunPaths) -> None:
         self.settings = settings
+        self.layout = layout
+        self.paths = paths
+        self.engine: EngineProcess | None = None
+        self.stopping_engine = False
         # The worker's own service, once load() has built it in the worker process.
         self.service: InferenceService | None = None
         super().__init__()
@@ -84,12 +114,12 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
         settings = self.settings
         options: dict[str, Any] = {
             "bind": f"{settings.host}:{settings.port}",
-            # One process holds one model; threads overlap decoding with inference.
-            "workers": 1,
+            "workers": self.layout.fronts,
             "worker_class": DrainingWorker,
             "threads": settings.http_threads,
             "graceful_timeout": settings.shutdown_grace_s,
-            # The model loads in the worker after start-up; gunicorn's heartbeat must not kill it meanwhile.
+            # A front waits for the engine's model (which may be exporting) in a background thread, so
+            # its heartbeat runs meanwhile; this only catches a front that hangs.
             "timeout": 120,
             "loglevel": settings.log_level,
             # The app writes its own access lines (access_log.py): gunicorn's cannot know the route,
@@ -97,25 +127,57 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
             "accesslog": None,
             # Room for long (refused with a JSON 400 by the app) file names; gunicorn's default is 4094.
             "limit_request_line": 8190,
+            "on_starting": self._start_engine,
+            "post_fork": self._forget_engine_control,
+            "on_exit": self._stop_engine,
+            "child_exit": _forget_front_metrics,
         }
         for key, value in options.items():
             self.cfg.set(key, value)
 
+    def _start_engine(self, _: Arbiter) -> None:
+        self.engine = start_engine(self.settings, self.paths, self.layout.to_dict())
+
+    def _forget_engine_control(self, _: Arbiter, __: Any) -> None:
+        """In a new front: only the master may keep the engine's control pipe open (see launcher)."""
+        if self.engine is not None:
+            self.engine.close_control()
+
+    def _stop_engine(self, _: Arbiter) -> None:
+        """After the fronts have exited (their accepted requests answered): drain the engine, clean up."""
+        self.stopping_engine = True
+        if self.engine is not None:
+            self.engine.stop(self.settings.shutdown_grace_s)
+        self.paths.remove()
+
     def load(self) -> Flask:
-        # Called in the worker after the fork. The model's libraries are imported only here: onnxruntime
-        # imported before a fork leaves the child unable to exit (it hangs or aborts), and no PyTorch
-        # thread pool may cross a fork either.
+        # Called in the worker after the fork. The model's libraries are never imported here: they live
+        # in the engine process.
         from .app import create_app
+        from .engine.client import RemoteEngine
         from .service import InferenceService
 
         access_log.configure(self.settings.access_log)
-        self.service = InferenceService(self.settings)
-        app = create_app(self.settings, self.service)
+        self.service = InferenceService(
+            self.settings, RemoteEngine(self.paths), decoding_pixels=self.layout.decoding_pixels_per_front
+        )
+        app = create_app(self.settings, self.service, self.layout)
         self.service.start(on_failure=_exit_worker)
         return app
 
+    def run(self) -> None:
+        EngineWatchingArbiter(self).run()
+
+
+def _forget_front_metrics(_: Arbiter, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
 
 def serve(settings: Settings) -> None:
+    settings, layout = choose_layout(settings)
+    log.info("usable CPUs: %d (%s)", layout.cpus.count, layout.cpus.source)
     log.info(
         "serving %s on %s:%d (images from %s)",
         "densenet121",
@@ -123,27 +185,37 @@ def serve(settings: Settings) -> None:
         settings.port,
         settings.images_dir.resolve(),
     )
-    # What automatic sizing (--threads 0) is based on; scripts/test-container.sh checks this line.
-    cpus = usable_cpus()
-    log.info("usable CPUs: %d (%s)", cpus.count, cpus.source)
+    log.info("layout: %s", layout.describe())
     warning = overload_warning(settings)
     if warning:
         log.warning("%s", warning)
-    # Before gunicorn forks its worker and any thread starts, so that every allocation follows it.
+    paths = RunPaths.create()
+    paths.metrics.mkdir()
+    # Before any process of the server imports prometheus_client: they all count into this folder.
+    os.environ[MULTIPROCESS_DIR_ENV] = str(paths.metrics)
+    SharedState.create(paths.state, settings.max_queue_images)
+    # Before gunicorn forks its workers and any thread starts, so that every allocation follows it.
     tune_malloc()
-    GunicornServer(settings).run()
+    master = os.getpid()
+    try:
+        GunicornServer(settings, layout, paths).run()
+    finally:
+        # The fronts are forked inside run(), and leave through here too: only the master cleans up.
+        if os.getpid() == master:
+            paths.remove()
 
 
 def overload_warning(settings: Settings) -> str | None:
-    """Why overload would not be refused at once with these settings (None: it would).
+    """Why overload would not be refused at once with these (concrete) settings (None: it would).
 
     Each request waiting for the model holds an HTTP thread. With no more threads than the queue and a
     running batch can hold, all threads wait before the queue is full, and further requests wait for a
     thread inside gunicorn, unbounded, instead of getting 503."""
-    can_wait = settings.max_queue_images + settings.max_batch_size
-    if settings.http_threads > can_wait:
+    can_wait = settings.effective_max_queue_images() + settings.effective_max_batch_size()
+    threads = settings.http_threads * max(1, settings.workers)
+    if threads > can_wait:
         return None
     return (
-        f"--http-threads {settings.http_threads} is not above --max-queue-images + --max-batch-size "
-        f"({can_wait}): under overload, requests will wait for a free thread instead of being refused with 503"
+        f"--workers x --http-threads ({threads}) is not above the queue plus a batch ({can_wait}): under "
+        "overload, requests will wait for a free thread instead of being refused with 503"
     )

@@ -1,11 +1,12 @@
-"""The model behind the HTTP routes: loads once, warms up, and serves requests through the batcher.
+"""The model behind the HTTP routes: decodes and crops images here, and runs them through an engine.
 
-Routes call this and never touch the model; this knows nothing of HTTP.
+The engine is the dynamic batcher and the model: in this process (LocalEngine: tests, tools), or in the
+engine process that `serve` starts, shared by every HTTP front (RemoteEngine). Routes call this and
+never touch the model; this knows nothing of HTTP.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -16,13 +17,15 @@ from typing import Any
 import numpy as np
 
 from . import request_scope
-from .batching import Batcher
-from .classifier import Classifier, build_classifier
+from .classifier import build_answer
 from .config import Settings
-from .decoding import ImageError, image_pixels
+from .decoding import ImageError, decode_image, image_pixels
+from .engine.base import Engine, ModelInfo, check_rows
+from .engine.local import LocalEngine
 from .metrics import Metrics
 from .pixel_budget import PixelBudget
-from .preprocess import INPUT_SHAPE
+from .postprocess import softmax
+from .preprocess import RESIZE_SHORT_SIDE, crop
 
 log = logging.getLogger(__name__)
 
@@ -32,22 +35,25 @@ class NotReady(RuntimeError):
 
 
 class InferenceService:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, engine: Engine | None = None, decoding_pixels: int | None = None
+    ) -> None:
+        """``decoding_pixels``: this process's share of --max-decoding-pixels (all of it by default)."""
         self.settings = settings
+        self.metrics = Metrics()
+        self.engine: Engine = engine if engine is not None else LocalEngine(settings, self.metrics)
         self._ready = threading.Event()  # set once the model is loaded and warm
         self._draining = False  # set on SIGTERM: finish what was accepted, and say "not ready"
-        self._pixel_budget = PixelBudget(settings.max_decoding_pixels)
-        self._classifier: Classifier | None = None
-        self._batcher: Batcher | None = None
+        self._pixel_budget = PixelBudget(decoding_pixels or settings.max_decoding_pixels)
+        self._reduce_to_short_side = RESIZE_SHORT_SIDE if settings.jpeg_draft else None
         self.load_seconds: float | None = None
-        self.metrics = Metrics()
         # Decodes the images of one multi-image request in parallel (Pillow releases the GIL).
         self._decoders: ThreadPoolExecutor | None = None
 
     @property
     def loaded(self) -> bool:
         """The model is loaded and warm, so requests can be served (also while draining)."""
-        return self._ready.is_set()
+        return self._ready.is_set() and self.engine.loaded
 
     @property
     def draining(self) -> bool:
@@ -60,10 +66,10 @@ class InferenceService:
         return self.loaded and not self._draining
 
     @property
-    def classifier(self) -> Classifier:
-        if self._classifier is None or not self.loaded:
+    def info(self) -> ModelInfo:
+        if not self.loaded:
             raise NotReady("the model is not loaded yet; retry once GET /ready answers 200")
-        return self._classifier
+        return self.engine.info
 
     def start(self, on_failure: Callable[[BaseException], None]) -> threading.Thread:
         """Load in the background so liveness answers while the model loads; readiness waits for it."""
@@ -81,54 +87,34 @@ class InferenceService:
 
     def load(self) -> None:
         started = time.monotonic()
-        settings = self.settings
-        classifier = build_classifier(settings)
-        classifier.warm_up()
-        backend = classifier.backend
-        self._batcher = Batcher(
-            backend.predict,
-            max_batch_size=settings.max_batch_size,
-            max_wait_s=settings.max_batch_wait_ms / 1000.0,
-            max_queue_images=settings.max_queue_images,
-            on_batch=self.metrics.observe_batch,
-            parallel_predicts=backend.lane_predicts,
-        )
-        self.metrics.track_queue_depth(lambda batcher=self._batcher: batcher.queued_images)
-        self._decoders = ThreadPoolExecutor(settings.effective_threads(), thread_name_prefix="decode")
-        self._classifier = classifier
+        self.engine.load()
+        self._decoders = ThreadPoolExecutor(self.settings.effective_threads(), thread_name_prefix="decode")
         self.load_seconds = time.monotonic() - started
-        self.metrics.model_load_seconds.set(self.load_seconds)
-        self.metrics.model_ready.set(1)
         self._ready.set()
-        log.info("model ready in %.2f s (backend %s, %s)", self.load_seconds, backend.name, backend.precision)
 
     def classify(self, data: bytes, top_k: int) -> dict[str, Any]:
-        classifier = self.classifier
-        with self._expecting(1):
+        info = self.info
+        with self.engine.expecting(1):
             probabilities = self.probabilities(self.prepare(data)[np.newaxis])
-        return classifier.answer(probabilities[0], top_k)
-
-    def _expecting(self, count: int) -> contextlib.AbstractContextManager[None]:
-        """Tells the batcher these images are coming, so it may hold a batch for them (see batching)."""
-        return self._batcher.expecting(count) if self._batcher is not None else contextlib.nullcontext()
+        return build_answer(info, probabilities[0], top_k)
 
     def classify_many(self, images: Sequence[bytes], top_k: int) -> list[dict[str, Any] | ImageError]:
         """Each image's answer, or the ImageError that refused it, in order.
 
-        The readable images go to the batcher in one submit, so a multi-image request batches as a whole.
+        The readable images go to the engine in one submit, so a multi-image request batches as a whole.
         """
-        classifier = self.classifier
-        with self._expecting(len(images)):
+        info = self.info
+        with self.engine.expecting(len(images)):
             prepared = self.prepare_many(images)
-            readable = [pixels for pixels in prepared if isinstance(pixels, np.ndarray)]
+            readable = [crops for crops in prepared if isinstance(crops, np.ndarray)]
             rows = iter(self.probabilities(np.stack(readable)) if readable else [])
         return [
-            classifier.answer(next(rows), top_k) if isinstance(pixels, np.ndarray) else pixels
-            for pixels in prepared
+            build_answer(info, next(rows), top_k) if isinstance(crops, np.ndarray) else crops
+            for crops in prepared
         ]
 
     def prepare_many(self, images: Sequence[bytes]) -> list[np.ndarray | ImageError]:
-        """Each image preprocessed, or the ImageError that refused it, in order; decoded in parallel."""
+        """Each image's crop, or the ImageError that refused it, in order; decoded in parallel."""
 
         def prepare_or_error(data: bytes) -> np.ndarray | ImageError:
             try:
@@ -141,38 +127,34 @@ class InferenceService:
         return list(self._decoders.map(prepare_or_error, images))
 
     def prepare(self, data: bytes) -> np.ndarray:
-        """Encoded image -> float32 [3, 224, 224]; raises decoding.ImageError for bad input."""
-        classifier = self.classifier
-        if self._batcher is not None:
-            # Overloaded: refuse now, before the decoding this image would cost is spent on it.
-            self._batcher.ensure_room(1)
+        """Encoded image -> its uint8 crop [224, 224, 3]; raises decoding.ImageError for bad input."""
+        if not self.loaded:
+            raise NotReady("the model is not loaded yet; retry once GET /ready answers 200")
+        # Overloaded: refuse now, before the decoding this image would cost is spent on it.
+        self.engine.ensure_room(1)
         budget_wait_s = request_scope.remaining_s(self.settings.request_timeout_s)
         with self._pixel_budget.reserve(image_pixels(data), budget_wait_s):
             started = time.monotonic()
             try:
-                pixels = classifier.prepare(data)
+                crops = crop(decode_image(data, self.settings.max_image_pixels, self._reduce_to_short_side))
             except ImageError as exc:
                 self.metrics.image_errors.labels(type(exc).__name__).inc()
                 raise
         self.metrics.stage_seconds.labels("preprocess").observe(time.monotonic() - started)
-        return pixels
+        return crops
 
-    def probabilities(self, pixels: np.ndarray) -> np.ndarray:
-        """Preprocessed float32 pixels [N, 3, 224, 224] -> softmax probabilities [N, classes], batched."""
-        if pixels.ndim != 4 or tuple(pixels.shape[1:]) != INPUT_SHAPE or len(pixels) == 0:
-            raise ValueError(f"expected pixels of shape [N, {', '.join(map(str, INPUT_SHAPE))}], got {list(pixels.shape)}")
-        classifier = self.classifier
+    def probabilities(self, rows: np.ndarray) -> np.ndarray:
+        """uint8 crops [N, 224, 224, 3] or normalised float32 pixels [N, 3, 224, 224] -> softmax
+        probabilities [N, classes], batched with other requests'."""
+        check_rows(rows)
+        if not self.loaded:
+            raise NotReady("the model is not loaded yet; retry once GET /ready answers 200")
         started = time.monotonic()
-        logits = self._infer(np.ascontiguousarray(pixels, dtype=np.float32))
+        completed = self.engine.run(rows, request_scope.remaining_s(self.settings.request_timeout_s))
+        request_scope.note_batch(len(rows), completed.batch_size)
         self.metrics.stage_seconds.labels("batcher").observe(time.monotonic() - started)
-        self.metrics.images_classified.inc(len(logits))
-        return classifier.probabilities_from_logits(logits)
-
-    def _infer(self, batch: np.ndarray) -> np.ndarray:
-        assert self._batcher is not None
-        completed = self._batcher.run(batch, request_scope.remaining_s(self.settings.request_timeout_s))
-        request_scope.note_batch(len(batch), completed.batch_size)
-        return completed.logits
+        self.metrics.images_classified.inc(len(completed.logits))
+        return softmax(completed.logits)
 
     def begin_shutdown(self) -> None:
         """Report not ready, so that load balancers send new requests elsewhere, but keep serving the
@@ -182,7 +164,6 @@ class InferenceService:
     def stop(self) -> None:
         """After the last request: refuse new work, finish what is queued, end the threads."""
         self._draining = True
-        if self._batcher is not None:
-            self._batcher.stop(self.settings.shutdown_grace_s)
+        self.engine.stop(self.settings.shutdown_grace_s)
         if self._decoders is not None:
             self._decoders.shutdown(wait=False)

@@ -282,8 +282,8 @@ def format_report(report: SoakReport) -> str:
         f"Run {report.started:%Y-%m-%d %H:%M} UTC on {_cpu_model()}, {os.cpu_count()} CPUs; "
         f"Python {platform.python_version()}; {_versions()}.",
         "",
-        f"Server: `densenet-server serve` on 127.0.0.1, max batch {settings.max_batch_size}, queue "
-        f"{settings.max_queue_images} images, {settings.http_threads} HTTP threads, request deadline "
+        f"Server: `densenet-server serve` on 127.0.0.1, max batch {settings.effective_max_batch_size()}, queue "
+        f"{settings.effective_max_queue_images()} images, {settings.http_threads} HTTP threads, request deadline "
         f"{settings.request_timeout_s:g} s. Requests: uploads of 500x375 JPEGs made from real photos "
         "(`POST /inference`, raw body), from a client on the same machine.",
         "",

@@ -29,7 +29,9 @@ class GatedBatcher(batching.Batcher):
         super().__init__(predict_when_open, *args, **kwargs)  # type: ignore[arg-type]
 
 
+# At import, not under __main__: the engine process is spawned, and imports this file again as its main
+# module before it imports the engine's code, which then builds the gated Batcher.
+batching.Batcher = GatedBatcher  # type: ignore[misc]
+
 if __name__ == "__main__":
-    # The service imports Batcher when the worker builds it, so after this replacement.
-    batching.Batcher = GatedBatcher  # type: ignore[misc]
     sys.exit(main())

@@ -11,6 +11,7 @@ in fp16 unless another precision is asked for (precision.py); the CPU choices ab
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import logging
 from dataclasses import dataclass
@@ -131,7 +132,9 @@ def _load_cuda(settings: Settings, device: str, precision: str) -> LoadedBackend
     from .cuda_backend import CudaBackend
 
     loaded = load_model(settings.weights, settings.weights_sha256)
-    backend = CudaBackend(loaded.module, device, precision, settings.max_batch_size)
+    # The settings' batch default depends on the device: ask it of the resolved one (auto may be CUDA here).
+    max_batch_size = dataclasses.replace(settings, device=device).effective_max_batch_size()
+    backend = CudaBackend(loaded.module, device, precision, max_batch_size)
     return LoadedBackend(backend, loaded.weights)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import current_app, request
 
 from ..errors import ApiError
@@ -15,6 +17,11 @@ UNMATCHED_ROUTE = "<unmatched>"
 
 def service() -> InferenceService:
     return current_app.extensions["densenet_service"]
+
+
+def layout() -> dict[str, Any] | None:
+    """How the server uses the machine (None in-process, where no layout was chosen)."""
+    return current_app.extensions.get("densenet_layout")
 
 
 def route_label() -> str:

@@ -10,7 +10,7 @@ from .. import __version__, request_scope
 from ..errors import ApiError
 from ..images_folder import ImageNotFound, UnsafePath, resolve_image_path
 from ..weights import MODEL_NAME
-from .common import service, top_k_param
+from .common import layout, service, top_k_param
 
 blueprint = Blueprint("seed", __name__)
 
@@ -26,6 +26,7 @@ def liveness() -> Any:
             "usage": "GET /inference/<filename> classifies a file of the images folder",
             "ui": "/ui",
             "docs": "/docs",
+            "layout": layout(),
         }
     )
 

@@ -19,7 +19,8 @@ from ..decoding import ImageError
 from ..errors import api_error_from
 from ..weights import MODEL_NAME
 from ..postprocess import NUM_CLASSES
-from .common import service
+from ..preprocess import normalize
+from .common import layout, service
 from .uploads import read_body
 from .v2_tensors import (
     IMAGE_INPUT,
@@ -108,7 +109,10 @@ def _health(ok: bool) -> Response:
 
 @blueprint.get("")
 def server_metadata() -> Any:
-    return jsonify({"name": SERVER_NAME, "version": __version__, "extensions": EXTENSIONS})
+    metadata: dict[str, Any] = {"name": SERVER_NAME, "version": __version__, "extensions": EXTENSIONS}
+    if layout() is not None:
+        metadata["layout"] = layout()
+    return jsonify(metadata)
 
 
 @blueprint.get("/health/live")
@@ -137,6 +141,7 @@ def model_metadata(model_name: str, model_version: str | None = None) -> Any:
             "name": MODEL_NAME,
             "versions": [MODEL_VERSION],
             "platform": _platform(),
+            **_serving_parameters(),
             "inputs": [
                 {"name": IMAGE_INPUT, "datatype": "BYTES", "shape": [-1]},
                 {"name": PIXELS_INPUT, "datatype": "FP32", "shape": [-1, *PIXELS_SHAPE]},
@@ -146,8 +151,16 @@ def model_metadata(model_name: str, model_version: str | None = None) -> Any:
     )
 
 
+def _serving_parameters() -> dict[str, Any]:
+    """How the model runs (once loaded): backend, precision and device, as every answer reports them."""
+    if not service().loaded:
+        return {}
+    info = service().info
+    return {"parameters": {"backend": info.backend, "precision": info.precision, "device": info.device}}
+
+
 def _platform() -> str:
-    name = chosen_backend(service().settings)
+    name = service().info.backend if service().loaded else chosen_backend(service().settings)
     return _PLATFORMS.get(name, name)
 
 
@@ -174,7 +187,7 @@ def infer(model_name: str, model_version: str | None = None) -> Response:
         )
     probabilities = the_service.probabilities(_pixels_of(parsed.inputs))
     body, header_length = encode_infer_response(
-        parsed, probabilities, the_service.classifier.categories, MODEL_NAME, MODEL_VERSION
+        parsed, probabilities, the_service.info.categories, MODEL_NAME, MODEL_VERSION
     )
     if header_length is None:
         return Response(body, content_type="application/json")
@@ -184,8 +197,9 @@ def infer(model_name: str, model_version: str | None = None) -> Response:
 
 
 def _pixels_of(inputs: list[tuple[str, list[bytes] | np.ndarray]]) -> np.ndarray:
-    """All rows of the request as preprocessed pixels, in the order of its inputs."""
-    blocks = []
+    """All rows of the request, in the order of its inputs: the images' uint8 crops, or, when the request
+    also holds FP32 tensors, normalised float32 pixels throughout."""
+    blocks: list[np.ndarray] = []
     for name, rows in inputs:
         if isinstance(rows, np.ndarray):
             blocks.append(rows)
@@ -196,4 +210,6 @@ def _pixels_of(inputs: list[tuple[str, list[bytes] | np.ndarray]]) -> np.ndarray
             if isinstance(pixels, ImageError):
                 raise V2Error(400, f"input '{name}' element {index}: {pixels}") from pixels
         blocks.append(np.stack(prepared))
+    if len({block.dtype for block in blocks}) > 1:
+        blocks = [normalize(block) if block.dtype == np.uint8 else block for block in blocks]
     return np.concatenate(blocks)

@@ -1,0 +1,122 @@
+"""The model in this process: a backend behind the dynamic batcher."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from ..backends import Backend, load_backend
+from ..batching import Batcher, Completed
+from ..config import Settings
+from ..metrics import Metrics
+from ..preprocess import INPUT_SHAPE
+from ..weights import CATEGORIES, MODEL_NAME
+from .base import ModelInfo, as_pixels
+
+log = logging.getLogger(__name__)
+
+
+def warm_up(backend: Backend) -> None:
+    """Run what the first real requests would otherwise pay for: lazy initialisation (ONNX Runtime and
+    oneDNN prepare kernels per input shape), or the backend's own warm-up (CUDA graph capture)."""
+    own_warm_up: Callable[[], None] | None = getattr(backend, "warm_up", None)
+    if own_warm_up is not None:
+        own_warm_up()
+        return
+    for predict in (backend.predict, *backend.lane_predicts):
+        for size in (1, 2):
+            predict(np.zeros((size, *INPUT_SHAPE), dtype=np.float32))
+
+
+def model_info(backend: Backend, weights_info: object) -> ModelInfo:
+    return ModelInfo(
+        MODEL_NAME,
+        weights_info,  # type: ignore[arg-type]
+        backend.name,
+        backend.precision,
+        getattr(backend, "device", "cpu"),
+        CATEGORIES,
+    )
+
+
+class LocalEngine:
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: Metrics | None = None,
+        on_queue_change: Callable[[int], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self._on_queue_change = on_queue_change
+        self._batcher: Batcher | None = None
+        self._info: ModelInfo | None = None
+        self.load_seconds: float | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._batcher is not None
+
+    @property
+    def info(self) -> ModelInfo:
+        if self._info is None:
+            raise RuntimeError("the model is not loaded")
+        return self._info
+
+    @property
+    def batcher(self) -> Batcher:
+        if self._batcher is None:
+            raise RuntimeError("the model is not loaded")
+        return self._batcher
+
+    @property
+    def queued_images(self) -> int:
+        return self._batcher.queued_images if self._batcher is not None else 0
+
+    def load(self) -> None:
+        started = time.monotonic()
+        settings = self.settings
+        loaded = load_backend(settings)
+        backend = loaded.backend
+        warm_up(backend)
+        self._info = model_info(backend, loaded.weights)
+        self._batcher = Batcher(
+            backend.predict,
+            max_batch_size=settings.effective_max_batch_size(),
+            max_wait_s=settings.max_batch_wait_ms / 1000.0,
+            max_queue_images=settings.effective_max_queue_images(),
+            on_batch=self.metrics.observe_batch if self.metrics is not None else None,
+            parallel_predicts=backend.lane_predicts,
+            on_queue_change=self._queue_changed,
+        )
+        self.load_seconds = time.monotonic() - started
+        if self.metrics is not None:
+            self.metrics.observe_model_loaded(self._info, self.load_seconds)
+        log.info(
+            "model ready in %.2f s (backend %s, %s, device %s)",
+            self.load_seconds, backend.name, backend.precision, self._info.device,
+        )
+
+    def _queue_changed(self, queued_images: int) -> None:
+        if self.metrics is not None:
+            self.metrics.set_queue_depth(queued_images)
+        if self._on_queue_change is not None:
+            self._on_queue_change(queued_images)
+
+    def ensure_room(self, count: int) -> None:
+        if self._batcher is not None:
+            self._batcher.ensure_room(count)
+
+    def expecting(self, count: int) -> contextlib.AbstractContextManager[None]:
+        return self._batcher.expecting(count) if self._batcher is not None else contextlib.nullcontext()
+
+    def run(self, rows: np.ndarray, timeout_s: float) -> Completed:
+        return self.batcher.run(as_pixels(rows), timeout_s)
+
+    def stop(self, grace_s: float) -> None:
+        if self._batcher is not None:
+            self._batcher.stop(grace_s)
