@@ -37,6 +37,7 @@ from .classifier import Classifier
 from .config import Settings, env_name
 from .decoding import decode_image
 from .device import CPU, device_kind, is_cuda
+from .layout import Layout, choose_layout
 from .loadgen import LoadResult, RequestSpec, run_load
 from .local_server import LocalServer
 from .precision import effective_precision
@@ -198,6 +199,8 @@ def _raw_settings(settings: Settings, options: BenchOptions) -> list[Settings]:
 def run_bench(settings: Settings, options: BenchOptions, report: Callable[[str], None] = print) -> str:
     """Run every measurement and return the Markdown report (also printed step by step via ``report``)."""
     device = serving_device(settings)  # before anything else: --device cuda without CUDA fails here
+    _, layout = choose_layout(settings)  # what the server it starts will choose on this machine
+    report(f"layout: {layout.describe()}")
     photos = bench_images.find_photos(options.photos_dirs)
     with tempfile.TemporaryDirectory(prefix="densenet-bench-") as temporary:
         images_dir = Path(temporary)
@@ -243,7 +246,7 @@ def run_bench(settings: Settings, options: BenchOptions, report: Callable[[str],
         with LocalServer.start([*serve_args, "--jpeg-draft"], env=environment) as server:
             report("http: GET 12-MP JPEG with --jpeg-draft, concurrency 1 ...")
             scenarios.append(_drive(server, "GET 4000x3000 (--jpeg-draft)", _get_requests([p.name for p in phone]), 1, options))
-    return format_report(settings, raw_results, agreements, scenarios, ready_s, device, cuda_results)
+    return format_report(settings, raw_results, agreements, scenarios, ready_s, device, cuda_results, layout)
 
 
 def _fast_path_agreements(
@@ -274,8 +277,12 @@ def format_report(
     ready_s: float | None,
     device: str = CPU,
     cuda_results: Sequence[RawResult] = (),
+    layout: Layout | None = None,
 ) -> str:
-    lines = ["### Raw backends (in-process, preprocessed photos)", ""]
+    lines = []
+    if layout is not None:
+        lines += ["### Machine and layout", "", f"{layout.describe()}.", ""]
+    lines += ["### Raw backends (in-process, preprocessed photos)", ""]
     lines += raw_table(raw_results, RAW_BATCH_SIZES)
     if cuda_results:
         from .bench_cuda import CUDA_BATCH_SIZES

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import types
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,16 @@ def test_onnxruntime_in_reduced_precision_is_still_refused_as_before() -> None:
     with pytest.raises(WeightsError, match="fp32 only"):
         load_backend(dataclasses.replace(Settings(), backend="onnxruntime", precision="bf16"))
 
+
+def test_the_cuda_backend_gets_the_cuda_batch_default_also_when_auto_found_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
+    import densenet_server.backends.cuda_backend as cuda_backend
+    import densenet_server.model as model
+
+    built: list[tuple[str, str, int]] = []
+    monkeypatch.setattr(model, "load_model", lambda weights, sha256: types.SimpleNamespace(module=None, weights=None))
+    monkeypatch.setattr(
+        cuda_backend, "CudaBackend", lambda module, device, precision, size: built.append((device, precision, size))
+    )
+    loading._load_cuda(Settings(), "cuda:0", "fp16")  # --device auto, resolved to CUDA
+    loading._load_cuda(Settings(max_batch_size=32), "cuda:0", "fp16")
+    assert built == [("cuda:0", "fp16", 128), ("cuda:0", "fp16", 32)]
