@@ -12,6 +12,7 @@ from . import __version__
 from .config import Settings
 from .weights import MODEL_NAME
 from .postprocess import NUM_CLASSES
+from .precision import PRECISIONS
 
 JSON = "application/json"
 
@@ -200,7 +201,7 @@ def _schemas() -> dict[str, Any]:
         },
         "Classification": {
             "type": "object",
-            "required": ["class", "index", "probability", "top_k", "model", "weights", "weights_published", "backend", "precision"],
+            "required": ["class", "index", "probability", "top_k", "model", "weights", "weights_published", "backend", "precision", "device"],
             "properties": {
                 "class": {"type": "string", "description": "The most probable class's label"},
                 "index": {"type": "integer"},
@@ -210,7 +211,12 @@ def _schemas() -> dict[str, Any]:
                 "weights": {"type": "string"},
                 "weights_published": {"type": "boolean"},
                 "backend": {"type": "string", "enum": ["onnxruntime", "torch"]},
-                "precision": {"type": "string", "enum": ["fp32", "bf16"], "description": "fp32 unless reduced precision was switched on"},
+                "precision": {
+                    "type": "string",
+                    "enum": [p for p in PRECISIONS if p != "auto"],
+                    "description": "fp32 on the CPU unless bf16 was switched on; on CUDA fp16 by default",
+                },
+                "device": {"type": "string", "description": "What ran the model: cpu, or cuda:N"},
                 "warning": {"type": "string", "description": "Present when the weights are not the published ones"},
             },
         },
@@ -257,6 +263,11 @@ def _schemas() -> dict[str, Any]:
                 "version": {"type": "string"},
                 "usage": {"type": "string"},
                 "ui": {"type": "string", "description": "Path of the web page"},
+                "docs": {"type": "string"},
+                "layout": {
+                    "type": ["object", "null"],
+                    "description": "How the server uses the machine: usable CPUs, device, HTTP fronts, inference threads and passes, batch and queue sizes",
+                },
             },
         },
         "Readiness": {
