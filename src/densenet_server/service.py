@@ -3,6 +3,11 @@
 The engine is the dynamic batcher and the model: in this process (LocalEngine: tests, tools), or in the
 engine process that `serve` starts, shared by every HTTP front (RemoteEngine). Routes call this and
 never touch the model; this knows nothing of HTTP.
+
+When the engine's model runs on CUDA, a request whose images are all JPEGs that nvJPEG decodes like Pillow
+(nvjpeg_route.py) is not decoded here: its encoded bytes go to the engine, which decodes them in one call
+on its GPU. Every other request (a PNG, a rotated photo, a broken file, or a mix) is decoded and cropped
+here with Pillow, exactly as on a CPU engine; so is a request whose JPEGs the engine could not decode.
 """
 
 from __future__ import annotations
@@ -17,12 +22,14 @@ from typing import Any
 import numpy as np
 
 from . import request_scope
+from .batching import Completed
 from .classifier import build_answer
 from .config import Settings
 from .decoding import ImageError, decode_image, image_pixels
-from .engine.base import Engine, ModelInfo, check_rows
+from .engine.base import DeviceDecodeRefused, Engine, ModelInfo, check_rows
 from .engine.local import LocalEngine
 from .metrics import Metrics
+from .nvjpeg_route import nvjpeg_can_decode
 from .pixel_budget import PixelBudget
 from .postprocess import softmax
 from .preprocess import RESIZE_SHORT_SIDE, crop
@@ -95,8 +102,10 @@ class InferenceService:
     def classify(self, data: bytes, top_k: int) -> dict[str, Any]:
         info = self.info
         with self.engine.expecting(1):
-            probabilities = self.probabilities(self.prepare(data)[np.newaxis])
-        return build_answer(info, probabilities[0], top_k)
+            outcome = self.image_probabilities([data])[0]
+        if isinstance(outcome, ImageError):
+            raise outcome
+        return build_answer(info, outcome, top_k)
 
     def classify_many(self, images: Sequence[bytes], top_k: int) -> list[dict[str, Any] | ImageError]:
         """Each image's answer, or the ImageError that refused it, in order.
@@ -105,13 +114,41 @@ class InferenceService:
         """
         info = self.info
         with self.engine.expecting(len(images)):
-            prepared = self.prepare_many(images)
-            readable = [crops for crops in prepared if isinstance(crops, np.ndarray)]
-            rows = iter(self.probabilities(np.stack(readable)) if readable else [])
-        return [
-            build_answer(info, next(rows), top_k) if isinstance(crops, np.ndarray) else crops
-            for crops in prepared
-        ]
+            outcomes = self.image_probabilities(images)
+        return [build_answer(info, outcome, top_k) if isinstance(outcome, np.ndarray) else outcome for outcome in outcomes]
+
+    def image_probabilities(self, images: Sequence[bytes]) -> list[np.ndarray | ImageError]:
+        """Each encoded image's probabilities [classes], or the ImageError that refused it, in order: decoded
+        on the engine's GPU when the whole request may be (see the module's docstring), else here."""
+        if self._decodes_on_device(images):
+            probabilities = self._device_decoded_probabilities(images)
+            if probabilities is not None:
+                return list(probabilities)
+        prepared = self.prepare_many(images)
+        readable = [crops for crops in prepared if isinstance(crops, np.ndarray)]
+        rows = iter(self.probabilities(np.stack(readable)) if readable else [])
+        return [next(rows) if isinstance(crops, np.ndarray) else crops for crops in prepared]
+
+    def _decodes_on_device(self, images: Sequence[bytes]) -> bool:
+        """Whether these images go to the engine encoded. Never for a CPU engine; and a request is never
+        split between the two paths (one INFER, one kind of rows), so one image the route refuses sends
+        all of them through Pillow here."""
+        if not images or not self.info.device.startswith("cuda"):
+            return False
+        return all(nvjpeg_can_decode(data, self.settings.max_image_pixels) for data in images)
+
+    def _device_decoded_probabilities(self, images: Sequence[bytes]) -> np.ndarray | None:
+        """Probabilities of JPEGs the engine decodes on its device; None if it could not decode one of them.
+
+        The limits come first, as for an image decoded here: nvjpeg_can_decode() checked the pixel limit on
+        the header, and a full queue is refused now. The pixel budget is not reserved: nothing is decoded in
+        this process."""
+        self.engine.ensure_room(len(images))
+        try:
+            return self._timed_run(len(images), lambda timeout_s: self.engine.run_jpegs(images, timeout_s))
+        except DeviceDecodeRefused as exc:
+            log.info("the engine could not decode %d JPEG(s) on its device (%s); decoding them here", len(images), exc)
+            return None
 
     def prepare_many(self, images: Sequence[bytes]) -> list[np.ndarray | ImageError]:
         """Each image's crop, or the ImageError that refused it, in order; decoded in parallel."""
@@ -147,11 +184,15 @@ class InferenceService:
         """uint8 crops [N, 224, 224, 3] or normalised float32 pixels [N, 3, 224, 224] -> softmax
         probabilities [N, classes], batched with other requests'."""
         check_rows(rows)
+        return self._timed_run(len(rows), lambda timeout_s: self.engine.run(rows, timeout_s))
+
+    def _timed_run(self, count: int, run: Callable[[float], Completed]) -> np.ndarray:
+        """Softmax of what ``run`` (given the seconds left to the deadline) computes for ``count`` images."""
         if not self.loaded:
             raise NotReady("the model is not loaded yet; retry once GET /ready answers 200")
         started = time.monotonic()
-        completed = self.engine.run(rows, request_scope.remaining_s(self.settings.request_timeout_s))
-        request_scope.note_batch(len(rows), completed.batch_size)
+        completed = run(request_scope.remaining_s(self.settings.request_timeout_s))
+        request_scope.note_batch(count, completed.batch_size)
         self.metrics.stage_seconds.labels("batcher").observe(time.monotonic() - started)
         self.metrics.images_classified.inc(len(completed.logits))
         return softmax(completed.logits)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import asdict, dataclass
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -15,6 +16,10 @@ from ..weights import WeightsInfo
 
 class EngineUnavailable(RuntimeError):
     """The engine process cannot be reached (it is starting, failed, or gone)."""
+
+
+class DeviceDecodeRefused(RuntimeError):
+    """The engine could not decode a request's JPEGs on its device; the caller decodes them with Pillow."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,11 @@ class Engine(Protocol):
 
     def run(self, rows: np.ndarray, timeout_s: float) -> Completed:
         """Logits of ``rows``: uint8 crops [N, 224, 224, 3] or normalised float32 pixels [N, 3, 224, 224]."""
+        ...
+
+    def run_jpegs(self, datas: Sequence[bytes], timeout_s: float) -> Completed:
+        """Logits of encoded JPEGs that the engine decodes on its device (for a CUDA engine, and only JPEGs
+        nvjpeg_route accepted); raises DeviceDecodeRefused if it cannot decode one of them."""
         ...
 
     def stop(self, grace_s: float) -> None:

@@ -8,7 +8,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from multiprocessing.connection import Client, Connection
@@ -17,7 +17,7 @@ import numpy as np
 
 from ..batching import BatcherStopped, Completed, DeadlineExceeded, QueueFull
 from . import protocol
-from .base import EngineUnavailable, ModelInfo, check_rows
+from .base import DeviceDecodeRefused, EngineUnavailable, ModelInfo, check_rows
 from .paths import RunPaths
 from .shared_state import SharedState
 
@@ -86,13 +86,22 @@ class RemoteEngine:
 
     def run(self, rows: np.ndarray, timeout_s: float) -> Completed:
         check_rows(rows)
+        return self._exchange(lambda request_id: protocol.infer(request_id, rows, timeout_s), timeout_s)
+
+    def run_jpegs(self, datas: Sequence[bytes], timeout_s: float) -> Completed:
+        if not datas:
+            raise ValueError("no JPEGs to run")
+        return self._exchange(lambda request_id: protocol.infer_jpegs(request_id, datas, timeout_s), timeout_s)
+
+    def _exchange(self, infer: Callable[[int], bytes], timeout_s: float) -> Completed:
+        """Send the INFER that ``infer`` builds for a request id, and wait for its answer."""
         if timeout_s <= 0:
             raise DeadlineExceeded("the request's deadline passed before its inference could start")
         request_id = getattr(self._announced, "request_id", None) or next(self._ids)
         self._announced.request_id = None
         answer: Future[protocol.Message] = Future()
         self._waiting[request_id] = answer
-        self._send(protocol.infer(request_id, rows, timeout_s))
+        self._send(infer(request_id))
         try:
             message = answer.result(timeout=timeout_s)
         except FutureTimeout:
@@ -147,4 +156,6 @@ def _error_of(message: protocol.Message) -> Exception:
         return BatcherStopped(text)
     if code == protocol.ErrorCode.NOT_READY:
         return EngineUnavailable(text)
+    if code == protocol.ErrorCode.UNDECODED:
+        return DeviceDecodeRefused(text)
     return RuntimeError(text or "inference failed")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -16,6 +16,7 @@ from ..metrics import Metrics
 from ..preprocess import INPUT_SHAPE
 from ..weights import CATEGORIES, MODEL_NAME
 from .base import ModelInfo, as_pixels
+from .jpegs import device_crops
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,16 @@ class LocalEngine:
 
     def run(self, rows: np.ndarray, timeout_s: float) -> Completed:
         return self.batcher.run(as_pixels(rows), timeout_s)
+
+    def decode_jpegs(self, datas: Sequence[bytes]) -> np.ndarray:
+        """uint8 crops of JPEGs decoded on the model's device (engine/jpegs.py); raises DeviceDecodeRefused."""
+        return device_crops(datas, self.info.device, self.settings.max_image_pixels)
+
+    def run_jpegs(self, datas: Sequence[bytes], timeout_s: float) -> Completed:
+        started = time.monotonic()
+        self.batcher.ensure_room(len(datas))  # refuse before decoding, as a front does before Pillow
+        crops = self.decode_jpegs(datas)
+        return self.run(crops, timeout_s - (time.monotonic() - started))
 
     def stop(self, grace_s: float) -> None:
         if self._batcher is not None:

@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from concurrent.futures import Future
 from multiprocessing.connection import Connection, Listener
 from typing import Any, BinaryIO
@@ -25,7 +26,7 @@ from ..config import Settings
 from ..malloc_tuning import tune_malloc
 from ..metrics import Metrics
 from . import protocol
-from .base import as_pixels
+from .base import DeviceDecodeRefused, as_pixels
 from .local import LocalEngine
 from .paths import RunPaths
 from .launcher import LOAD_FAILED
@@ -142,8 +143,11 @@ class FrontConnection:
             return
         batcher = self._engine.batcher
         try:
-            pixels = as_pixels(protocol.rows_of(message))
-            pending = batcher.enqueue(pixels, message.seconds, announcement)
+            rows, decoding_s = self._rows(message)
+            # The front's deadline kept running while this thread decoded the request's JPEGs.
+            pending = batcher.enqueue(as_pixels(rows), message.seconds - decoding_s, announcement)
+        except DeviceDecodeRefused as exc:
+            self._send(protocol.error(request_id, protocol.ErrorCode.UNDECODED, str(exc)))
         except QueueFull as exc:
             self._send(protocol.error(request_id, protocol.ErrorCode.QUEUE_FULL, str(exc), exc.retry_after_s))
         except DeadlineExceeded as exc:
@@ -155,6 +159,20 @@ class FrontConnection:
             pending.future.add_done_callback(functools.partial(self._reply, request_id, pending))
         finally:
             batcher.withdraw(announcement)
+
+    def _rows(self, message: protocol.Message) -> tuple[np.ndarray, float]:
+        """The message's crops or pixels, and the seconds spent decoding them (JPEG rows only).
+
+        JPEG rows are decoded here, in this front's reader thread, one request's images in one call to the
+        device's decoder; a full queue refuses them first, as a front refuses before it decodes.
+        """
+        if not protocol.carries_jpegs(message):
+            return protocol.rows_of(message), 0.0
+        datas = protocol.jpegs_of(message)
+        self._engine.batcher.ensure_room(len(datas))
+        started = time.monotonic()
+        crops = self._engine.decode_jpegs(datas)
+        return crops, time.monotonic() - started
 
     def _reply(self, request_id: int, pending: Pending, future: Future[np.ndarray]) -> None:
         self._pending.pop(request_id, None)

@@ -1,7 +1,8 @@
 """Messages between an HTTP front and the engine process, over one Unix socket connection per front.
 
 Each message is one frame of multiprocessing.connection (length-prefixed): a fixed header, then a payload.
-Pixels travel as raw array bytes, never pickled (a pickle from a socket can run code). Requests carry an
+Pixels travel as raw array bytes, never pickled (a pickle from a socket can run code); encoded JPEGs
+for an engine that decodes them on its GPU travel as a table of lengths and the images' bytes. Requests carry an
 id chosen by the front; every INFER gets exactly one RESULT or ERROR with that id, unless the front
 CANCELs it first.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +30,7 @@ class Kind(enum.IntEnum):
 class RowsType(enum.IntEnum):
     CROPS = 1  # uint8 [N, 224, 224, 3]
     PIXELS = 2  # float32 [N, 3, 224, 224]
+    JPEG = 3  # N encoded JPEGs: N little-endian uint32 lengths, then the images' bytes, in order
 
 
 class ErrorCode(enum.IntEnum):
@@ -36,10 +39,12 @@ class ErrorCode(enum.IntEnum):
     STOPPING = 3
     NOT_READY = 4
     FAILED = 5
+    UNDECODED = 6  # the engine could not decode a JPEG on its device: the front decodes the request itself
 
 
 _HEADER = struct.Struct("<BQIdI")  # kind, id, count, seconds, aux
 _ROWS = {RowsType.CROPS: (np.uint8, CROP_SHAPE), RowsType.PIXELS: (np.float32, INPUT_SHAPE)}
+_JPEG_LENGTH = np.dtype("<u4")
 
 
 class ProtocolViolation(ValueError):
@@ -78,8 +83,21 @@ def infer(request_id: int, rows: np.ndarray, timeout_s: float) -> bytes:
     return encode(Message(Kind.INFER, request_id, len(rows), timeout_s, rows_type, payload))
 
 
+def infer_jpegs(request_id: int, datas: Sequence[bytes], timeout_s: float) -> bytes:
+    """An INFER of encoded JPEGs (RowsType.JPEG), for an engine that decodes them itself."""
+    lengths = np.array([len(data) for data in datas], dtype=_JPEG_LENGTH)
+    payload = b"".join([lengths.tobytes(), *datas])
+    return encode(Message(Kind.INFER, request_id, len(datas), timeout_s, RowsType.JPEG, payload))
+
+
+def carries_jpegs(message: Message) -> bool:
+    return message.aux == RowsType.JPEG
+
+
 def rows_of(message: Message) -> np.ndarray:
-    """The rows an INFER message carries (a read-only view of its payload)."""
+    """The rows an INFER message of crops or pixels carries (a read-only view of its payload)."""
+    if carries_jpegs(message):
+        raise ProtocolViolation("JPEG rows are encoded images, not an array (see jpegs_of)")
     try:
         dtype, shape = _ROWS[RowsType(message.aux)]
     except ValueError:
@@ -88,6 +106,26 @@ def rows_of(message: Message) -> np.ndarray:
     if message.count < 1 or len(message.payload) != expected:
         raise ProtocolViolation(f"{message.count} rows need {expected} bytes, got {len(message.payload)}")
     return np.frombuffer(message.payload, dtype=dtype).reshape(message.count, *shape)
+
+
+def jpegs_of(message: Message) -> list[memoryview]:
+    """The encoded images of an INFER of RowsType.JPEG (views of its payload), checked against its table."""
+    if not carries_jpegs(message):
+        raise ProtocolViolation(f"rows type {message.aux} is not JPEG")
+    payload = memoryview(message.payload)
+    table = message.count * _JPEG_LENGTH.itemsize
+    if message.count < 1 or len(payload) < table:
+        raise ProtocolViolation(f"{message.count} JPEGs need a {table}-byte length table, got {len(payload)} bytes")
+    # int64: a sum of uint32 lengths must not wrap around.
+    lengths = np.frombuffer(payload[:table], dtype=_JPEG_LENGTH).astype(np.int64)
+    if int(lengths.min()) < 1:
+        raise ProtocolViolation("a JPEG of 0 bytes")
+    if int(lengths.sum()) != len(payload) - table:
+        raise ProtocolViolation(
+            f"the JPEG lengths add up to {int(lengths.sum())} bytes; the payload holds {len(payload) - table}"
+        )
+    ends = table + np.cumsum(lengths)
+    return [payload[int(end - length) : int(end)] for end, length in zip(ends, lengths)]
 
 
 def result(request_id: int, logits: np.ndarray, batch_size: int) -> bytes:
