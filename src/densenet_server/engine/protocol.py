@@ -108,8 +108,9 @@ def rows_of(message: Message) -> np.ndarray:
     return np.frombuffer(message.payload, dtype=dtype).reshape(message.count, *shape)
 
 
-def jpegs_of(message: Message) -> list[memoryview]:
-    """The encoded images of an INFER of RowsType.JPEG (views of its payload), checked against its table."""
+def jpegs_of(message: Message) -> list[bytes]:
+    """The encoded images of an INFER of RowsType.JPEG, checked against its table. (Copies: the decoders and
+    the header reader take bytes, and a copy costs little next to decoding.)"""
     if not carries_jpegs(message):
         raise ProtocolViolation(f"rows type {message.aux} is not JPEG")
     payload = memoryview(message.payload)
@@ -125,7 +126,7 @@ def jpegs_of(message: Message) -> list[memoryview]:
             f"the JPEG lengths add up to {int(lengths.sum())} bytes; the payload holds {len(payload) - table}"
         )
     ends = table + np.cumsum(lengths)
-    return [payload[int(end - length) : int(end)] for end, length in zip(ends, lengths)]
+    return [bytes(payload[int(end - length) : int(end)]) for end, length in zip(ends, lengths)]
 
 
 def result(request_id: int, logits: np.ndarray, batch_size: int) -> bytes:
