@@ -113,13 +113,17 @@ class InferenceService:
         The readable images go to the engine in one submit, so a multi-image request batches as a whole.
         """
         info = self.info
-        with self.engine.expecting(len(images)):
-            outcomes = self.image_probabilities(images)
+        outcomes = self.image_probabilities(images)
         return [build_answer(info, outcome, top_k) if isinstance(outcome, np.ndarray) else outcome for outcome in outcomes]
 
     def image_probabilities(self, images: Sequence[bytes]) -> list[np.ndarray | ImageError]:
         """Each encoded image's probabilities [classes], or the ImageError that refused it, in order: decoded
-        on the engine's GPU when the whole request may be (see the module's docstring), else here."""
+        on the engine's GPU when the whole request may be (see the module's docstring), else here. They
+        are announced to the batcher first, so that a batch may wait for them while they are decoded."""
+        with self.engine.expecting(len(images)):
+            return self._image_probabilities(images)
+
+    def _image_probabilities(self, images: Sequence[bytes]) -> list[np.ndarray | ImageError]:
         if self._decodes_on_device(images):
             probabilities = self._device_decoded_probabilities(images)
             if probabilities is not None:

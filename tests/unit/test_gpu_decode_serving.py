@@ -364,3 +364,21 @@ def test_routed_jpegs_agree_with_the_pillow_path_through_the_model(
     pillow = cpu_path_probabilities(jpegs, model)
     assert np.abs(routed - pillow).max() <= 2e-4
     assert np.array_equal(routed.argmax(1), pillow.argmax(1))
+
+
+def test_v2_bytes_requests_take_the_same_image_path(serve: Serve) -> None:
+    """A v2 BYTES batch reaches the engine as one INFER of encoded JPEGs on a CUDA engine, like an upload."""
+    import base64
+
+    from densenet_server.app import create_app
+
+    served = serve("cuda:0")
+    client = create_app(served.service.settings, served.service).test_client()
+    body = {"inputs": [{"name": "image", "shape": [len(JPEGS)], "datatype": "BYTES",
+                        "data": [base64.b64encode(data).decode() for data in JPEGS]}]}
+    response = client.post("/v2/models/densenet121/infer", json=body)
+    assert response.status_code == 200, response.get_json()
+    assert served.engine.decoded == [JPEGS]
+    (output,) = response.get_json()["outputs"]
+    expected = softmax(channel_means(normalize(device_crops(JPEGS, "cpu", LIMIT))))
+    assert np.allclose(np.array(output["data"], dtype=np.float32).reshape(expected.shape), expected, atol=1e-7)

@@ -185,7 +185,7 @@ def infer(model_name: str, model_version: str | None = None) -> Response:
             f"the request holds {parsed.rows} images; the limit is {settings.max_images_per_request} "
             "per request (--max-images-per-request)",
         )
-    probabilities = the_service.probabilities(_pixels_of(parsed.inputs))
+    probabilities = _probabilities_of(parsed.inputs)
     body, header_length = encode_infer_response(
         parsed, probabilities, the_service.info.categories, MODEL_NAME, MODEL_VERSION
     )
@@ -194,6 +194,22 @@ def infer(model_name: str, model_version: str | None = None) -> Response:
     response = Response(body, content_type="application/octet-stream")
     response.headers[HEADER_LENGTH] = str(header_length)
     return response
+
+
+def _probabilities_of(inputs: list[tuple[str, list[bytes] | np.ndarray]]) -> np.ndarray:
+    """Probabilities of every row of the request, in order. Images only: the service's image path, as for
+    uploads (announced to the batcher, decoded on the GPU where the engine may). With FP32 tensors too:
+    the images are decoded here and everything travels as pixels."""
+    if any(isinstance(rows, np.ndarray) for _, rows in inputs):
+        return service().probabilities(_pixels_of(inputs))
+    tagged = [(name, index, data) for name, rows in inputs for index, data in enumerate(rows)]
+    images = [data for _, _, data in tagged]
+    request_scope.note_image_bytes(sum(len(data) for data in images))
+    outcomes = service().image_probabilities(images)
+    for (name, index, _), outcome in zip(tagged, outcomes):
+        if isinstance(outcome, ImageError):
+            raise V2Error(400, f"input '{name}' element {index}: {outcome}") from outcome
+    return np.stack(outcomes)
 
 
 def _pixels_of(inputs: list[tuple[str, list[bytes] | np.ndarray]]) -> np.ndarray:
