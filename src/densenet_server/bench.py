@@ -5,7 +5,12 @@
 2. End to end: the real server (a child process on 127.0.0.1, same settings) driven over HTTP with
    realistic JPEGs (500x375 web photos; 12-MP phone photos) by closed-loop clients at several
    concurrencies, through GET /inference/<file> and uploads (POST /inference with the image as the body).
-3. A table: img/s, p50/p90/p99 latency, non-2xx count, the server's peak RSS, and end-to-end / raw.
+3. A table: img/s, p50/p90/p99 latency, non-2xx count, the server's peak RSS, the load generator's own
+   CPU use, and end-to-end / raw.
+
+The load comes from the Python generator (loadgen) or, with --load-generator wrk, from wrk (wrk.py): at
+thousands of requests/s one Python event loop saturates its core before the server does, and the
+"client CPU %" column shows when that happens (near 100% for python; near 100% x wrk's threads for wrk).
 
 With --device cuda (or auto on a machine with a GPU) the raw part also measures the CUDA backend in every
 precision, from CUDA graphs and eagerly, and its agreement with the CPU fp32 reference (bench_cuda.py); the
@@ -39,12 +44,14 @@ from .decoding import decode_image
 from .device import CPU, device_kind, is_cuda
 from .layout import Layout, choose_layout
 from .loadgen import LoadResult, RequestSpec, run_load
+from .wrk import find_wrk, max_threads, run_wrk, wrk_version
 from .local_server import LocalServer
 from .precision import effective_precision
 from .preprocess import preprocess
 
 RAW_BATCH_SIZES = (1, 2, 4, 8, 16)
 REFERENCE = "torch fp32"
+LOAD_GENERATORS = ("python", "wrk")
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,8 @@ class BenchOptions:
     raw_repeats: int = 10
     raw_backends: Sequence[str] = ("onnxruntime", "torch")
     include_bf16: bool = False
+    # "python" (loadgen, in this process) or "wrk" (a child process; the same closed-loop scenarios).
+    load_generator: str = "python"
 
 
 @dataclass(frozen=True)
@@ -161,31 +170,54 @@ def _server_environment(settings: Settings) -> dict[str, str]:
     return environment
 
 
-def _get_requests(names: Sequence[str]) -> Callable[[int], RequestSpec]:
-    return lambda number: RequestSpec("GET", f"/inference/{names[number % len(names)]}")
+@dataclass(frozen=True)
+class RequestCycle:
+    """A fixed list of requests sent in turn: a RequestFactory for loadgen, and a list wrk's script can hold."""
+
+    specs: Sequence[RequestSpec]
+
+    def __call__(self, number: int) -> RequestSpec:
+        return self.specs[number % len(self.specs)]
 
 
-def upload_requests(files: Sequence[Path], path: str = "/inference") -> Callable[[int], RequestSpec]:
+def _get_requests(names: Sequence[str]) -> RequestCycle:
+    return RequestCycle([RequestSpec("GET", f"/inference/{name}") for name in names])
+
+
+def upload_requests(files: Sequence[Path], path: str = "/inference") -> RequestCycle:
     """POSTs of each file in turn as the raw body (the form TorchServe's /predictions takes too)."""
-    bodies = [file.read_bytes() for file in files]
     headers = {"Content-Type": "image/jpeg"}
-    return lambda number: RequestSpec("POST", path, bodies[number % len(bodies)], headers)
+    return RequestCycle([RequestSpec("POST", path, file.read_bytes(), headers) for file in files])
 
 
-def drive(
-    base_url: str, pid: int, name: str, make_request: Callable[[int], RequestSpec], concurrency: int, options: BenchOptions
-) -> Scenario:
-    """Warm up, then load ``base_url`` while sampling the peak RSS of process ``pid`` and its children."""
-    run_load(base_url, make_request, concurrency, options.warmup_s)
+def _load(base_url: str, requests: RequestCycle, concurrency: int, duration_s: float, generator: str) -> LoadResult:
+    if generator == "wrk":
+        return run_wrk(base_url, requests.specs, concurrency, duration_s)
+    if generator == "python":
+        return run_load(base_url, requests, concurrency, duration_s)
+    raise ValueError(f"unknown load generator {generator!r}; one of {', '.join(LOAD_GENERATORS)}")
+
+
+def drive(base_url: str, pid: int, name: str, requests: RequestCycle, concurrency: int, options: BenchOptions) -> Scenario:
+    """Warm up, then load ``base_url`` with ``options.load_generator`` while sampling the peak RSS of
+    process ``pid`` and its children."""
+    _load(base_url, requests, concurrency, options.warmup_s, options.load_generator)
     with RssSampler(pid) as rss:
-        result = run_load(base_url, make_request, concurrency, options.duration_s)
+        result = _load(base_url, requests, concurrency, options.duration_s, options.load_generator)
     return Scenario(name, concurrency, result, rss.peak_bytes / 2**20)
 
 
-def _drive(
-    server: LocalServer, name: str, make_request: Callable[[int], RequestSpec], concurrency: int, options: BenchOptions
-) -> Scenario:
-    return drive(server.base_url, server.process.pid, name, make_request, concurrency, options)
+def describe_load_generator(generator: str) -> str:
+    """What drove the HTTP scenarios, for the report's header; WrkMissing when wrk is asked for and absent."""
+    if generator == "wrk":
+        return f"{wrk_version(find_wrk())} (closed loop; threads: min(connections, {max_threads()}))"
+    if generator == "python":
+        return "python (densenet_server.loadgen: httpx on one asyncio event loop, in the benchmark's process)"
+    raise ValueError(f"unknown load generator {generator!r}; one of {', '.join(LOAD_GENERATORS)}")
+
+
+def _drive(server: LocalServer, name: str, requests: RequestCycle, concurrency: int, options: BenchOptions) -> Scenario:
+    return drive(server.base_url, server.process.pid, name, requests, concurrency, options)
 
 
 def _raw_settings(settings: Settings, options: BenchOptions) -> list[Settings]:
@@ -199,6 +231,8 @@ def _raw_settings(settings: Settings, options: BenchOptions) -> list[Settings]:
 def run_bench(settings: Settings, options: BenchOptions, report: Callable[[str], None] = print) -> str:
     """Run every measurement and return the Markdown report (also printed step by step via ``report``)."""
     device = serving_device(settings)  # before anything else: --device cuda without CUDA fails here
+    generator = describe_load_generator(options.load_generator)  # a missing wrk fails here too, not at the end
+    report(f"load generator: {generator}")
     _, layout = choose_layout(settings)  # what the server it starts will choose on this machine
     report(f"layout: {layout.describe()}")
     photos = bench_images.find_photos(options.photos_dirs)
@@ -246,7 +280,7 @@ def run_bench(settings: Settings, options: BenchOptions, report: Callable[[str],
         with LocalServer.start([*serve_args, "--jpeg-draft"], env=environment) as server:
             report("http: GET 12-MP JPEG with --jpeg-draft, concurrency 1 ...")
             scenarios.append(_drive(server, "GET 4000x3000 (--jpeg-draft)", _get_requests([p.name for p in phone]), 1, options))
-    return format_report(settings, raw_results, agreements, scenarios, ready_s, device, cuda_results, layout)
+    return format_report(settings, raw_results, agreements, scenarios, ready_s, device, cuda_results, layout, generator)
 
 
 def _fast_path_agreements(
@@ -278,6 +312,7 @@ def format_report(
     device: str = CPU,
     cuda_results: Sequence[RawResult] = (),
     layout: Layout | None = None,
+    load_generator: str | None = None,
 ) -> str:
     lines = []
     if layout is not None:
@@ -306,11 +341,17 @@ def format_report(
     best_rate = max((r.best[1] for r in served_rows), default=float("nan"))
     ready = f"; ready {ready_s:.1f} s after start" if ready_s is not None else ""
     lines += ["", f"### End to end over HTTP (server backend: {served_backend} {served_precision}{ready})", ""]
+    if load_generator is not None:
+        lines += [
+            f"Load generator: {load_generator}. Client CPU % is its CPU time over the measured wall time "
+            "(100 = one core): near 100 × its threads, the client, not the server, was the limit.",
+            "",
+        ]
     lines.append(
         "| scenario | clients | requests | non-2xx | img/s | p50 ms | p90 ms | p99 ms | peak RSS MiB "
-        "| img/s ÷ raw best | p50 − raw bs1 ms |"
+        "| client CPU % | img/s ÷ raw best | p50 − raw bs1 ms |"
     )
-    lines.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    lines.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for scenario in scenarios:
         result = scenario.result
         ratio = f"{result.images_per_s / best_rate:.2f}" if served else "n/a"
@@ -318,13 +359,20 @@ def format_report(
         lines.append(
             f"| {scenario.name} | {scenario.concurrency} | {result.requests} | {result.failed} "
             f"| {result.images_per_s:.1f} | {result.latency_ms(50):.1f} | {result.latency_ms(90):.1f} "
-            f"| {result.latency_ms(99):.1f} | {scenario.peak_rss_mib:.0f} | {ratio} | {over_raw} |"
+            f"| {result.latency_ms(99):.1f} | {scenario.peak_rss_mib:.0f} | {client_cpu_cell(result)} | {ratio} "
+            f"| {over_raw} |"
         )
     if served:
         best = max(served_rows, key=lambda r: r.best[1])
         lines += ["", f"Raw best for the served backend: {best.best[1]:.1f} img/s at batch size {best.best[0]} "
                   f"with {best.passes} pass(es) at once; batch-1 latency {served.latency_bs1_ms:.1f} ms."]
     return "\n".join(lines)
+
+
+def client_cpu_cell(result: LoadResult) -> str:
+    """The load generator's CPU use as a table cell ("n/a" where it was not measured)."""
+    percent = result.client_cpu_percent
+    return "n/a" if percent != percent else f"{percent:.0f}"  # NaN is the only value unequal to itself
 
 
 def raw_table(results: Sequence[RawResult], batch_sizes: Sequence[int]) -> list[str]:

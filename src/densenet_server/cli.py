@@ -92,10 +92,17 @@ def _bench(settings: Settings, args: argparse.Namespace) -> int:
         from .bench import BenchOptions, run_bench
     except ImportError as exc:
         return _bench_extra_missing("the benchmark", exc)
+    from .wrk import WrkMissing
+
     options = BenchOptions(
-        photos_dirs=args.photos, concurrencies=args.concurrency, duration_s=args.duration_s, include_bf16=args.bf16
+        photos_dirs=args.photos, concurrencies=args.concurrency, duration_s=args.duration_s, include_bf16=args.bf16,
+        load_generator=args.load_generator,
     )
-    report = run_bench(settings, options, report=lambda line: print(line, file=sys.stderr, flush=True))
+    try:
+        report = run_bench(settings, options, report=lambda line: print(line, file=sys.stderr, flush=True))
+    except WrkMissing as exc:  # checked before any measurement: say so plainly, no traceback
+        log.error("%s", exc)
+        return 2
     print(report)
     if args.output:
         args.output.write_text(report + "\n", encoding="utf-8")
@@ -179,6 +186,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--concurrency", type=_int_list, default=[1, 4, 16], help="concurrent clients per HTTP scenario (default 1,4,16)")
     bench.add_argument("--duration-s", dest="duration_s", type=float, default=15.0, help="seconds per HTTP scenario, after a 2 s warm-up (default 15)")
     bench.add_argument("--bf16", action="store_true", help="also measure the torch backend in bf16 (raw)")
+    bench.add_argument(
+        "--load-generator", dest="load_generator", choices=("python", "wrk"), default="python",
+        help="what drives the HTTP scenarios: python (built in) or wrk (needs the 'wrk' program; for thousands of requests/s, where python's one core saturates first) (default python)",
+    )
     bench.add_argument("--output", "-o", type=Path, default=None, help="also write the Markdown report to this file")
     config.add_arguments(bench, [config.MODEL, config.BATCHING, config.LIMITS])
     bench.set_defaults(handler=_bench)

@@ -45,6 +45,19 @@ class LoadResult:
     latencies_s: list[float] = field(default_factory=list)
     statuses: Counter[str] = field(default_factory=Counter)
     images_ok: int = 0
+    # The load generator's own CPU seconds (all its threads) over the measured window, and that window's
+    # wall seconds when it is not ``seconds``: so a report can show when the client, not the server, was
+    # the limit. None where nobody measured it.
+    client_cpu_s: float | None = None
+    client_wall_s: float | None = None
+
+    @property
+    def client_cpu_percent(self) -> float:
+        """The generator's CPU use as % of one core (100 = one core busy all the time); NaN if unmeasured."""
+        wall_s = self.client_wall_s if self.client_wall_s is not None else self.seconds
+        if self.client_cpu_s is None or not wall_s:
+            return float("nan")
+        return 100.0 * self.client_cpu_s / wall_s
 
     @property
     def requests(self) -> int:
@@ -122,11 +135,15 @@ async def run_load_async(
     async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=timeout_s) as client:
         counter = [0]
         started = time.monotonic()
+        # This whole process's CPU time, every thread: the generator is one event loop, so near 100% means
+        # it, not the server, set the pace (anything else running in the process is counted too).
+        cpu_started = time.process_time()
         deadline = started + duration_s
         await asyncio.gather(
             *(_client_loop(client, make_request, counter, deadline, max_requests, result) for _ in range(concurrency))
         )
         result.seconds = time.monotonic() - started
+        result.client_cpu_s = time.process_time() - cpu_started
     return result
 
 
