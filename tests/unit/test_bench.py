@@ -68,4 +68,6 @@ def test_a_short_run_reports_every_table(checkpoint_path: Path) -> None:
         cells = [cell.strip() for cell in row.strip("|").split("|")]
         requests, failed, images_per_s = int(cells[2]), int(cells[3]), float(cells[4])
         assert requests > 0 and failed == 0 and images_per_s > 0, row
+        assert 0 < float(cells[9]) < 400, row  # client CPU %: the Python generator's own, measured
+    assert "Load generator: python" in report
     assert "Raw best for the served backend" in report
