@@ -1,4 +1,5 @@
-"""Shared fixtures: a seeded random checkpoint, a folder of test images, and the real server."""
+"""Shared fixtures: a seeded random checkpoint, a folder of test images, the real server, and the same
+app in-process (for route tests where no process boundary is under test)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,16 @@ from pathlib import Path
 
 import pytest
 import torch
+from flask.testing import FlaskClient
 from torch import nn
 
 from support.paths import REPO_IMAGES, SHARED_LABELLED
 from support.random_weights import write_checkpoint
 from support.server_process import ServerProcess
+
+from densenet_server.app import create_app
+from densenet_server.config import Settings
+from densenet_server.service import InferenceService
 
 
 @pytest.fixture(scope="session")
@@ -71,6 +77,22 @@ def server(checkpoint_path: Path, images_dir: Path) -> Iterator[ServerProcess]:
     """The real `densenet-server serve` on 127.0.0.1 and a free port, ready to answer."""
     with ServerProcess.start(["--weights", str(checkpoint_path), "--images-dir", str(images_dir)]) as process:
         yield process
+
+
+@pytest.fixture(scope="session")
+def inference_service(checkpoint_path: Path, images_dir: Path, _export_cache: Path) -> Iterator[InferenceService]:
+    """The service the real server runs, loaded here synchronously: same weights, folder and defaults."""
+    service = InferenceService(Settings(weights=checkpoint_path, images_dir=images_dir, cache_dir=_export_cache))
+    service.load()
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def app_client(inference_service: InferenceService) -> FlaskClient:
+    """Flask's test client on the app of a loaded service: the routes without gunicorn or a socket, so
+    request validation is tested fast and a failure points at the route, not at the process."""
+    return create_app(inference_service.settings, inference_service).test_client()
 
 
 @pytest.fixture(autouse=True, scope="session")

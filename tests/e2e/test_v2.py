@@ -1,24 +1,23 @@
-"""End to end: the Open Inference Protocol v2 through real clients (tritonclient.http, plain JSON)."""
+"""End to end: the Open Inference Protocol v2 through real clients (tritonclient.http, plain JSON, the
+binary extension by hand). Its request errors are tested in-process (tests/unit/test_routes_inprocess.py)."""
 
 from __future__ import annotations
 
 import base64
+import json
 import struct
-from pathlib import Path
 
 import numpy as np
 import pytest
-import requests
 import tritonclient.http as triton
+from support.answers import probability_row
+from support.paths import REPO_IMAGES
 from support.server_process import ServerProcess
 from tritonclient.utils import InferenceServerException
 
-from densenet_server.app import create_app
-from densenet_server.config import Settings
 from densenet_server.decoding import decode_image
 from densenet_server.preprocess import preprocess
 
-REPO_IMAGES = Path(__file__).resolve().parents[2] / "images"
 CAT = (REPO_IMAGES / "cat.jpg").read_bytes()
 COFFEE = (REPO_IMAGES / "coffee.jpg").read_bytes()
 MODEL = "densenet121"
@@ -37,22 +36,7 @@ def client(server: ServerProcess) -> triton.InferenceServerClient:
 @pytest.fixture(scope="module")
 def expected(server: ServerProcess) -> dict[str, np.ndarray]:
     """Probabilities [1000] of cat.jpg and coffee.jpg from the seed's route, the reference here."""
-    rows = {}
-    for name in ("cat.jpg", "coffee.jpg"):
-        answer = server.get(f"/inference/{name}?top_k=1000").json()
-        row = np.zeros(1000)
-        for entry in answer["top_k"]:
-            row[entry["index"]] = entry["probability"]
-        rows[name] = row
-    return rows
-
-
-def assert_v2_error(response: requests.Response, status: int, fragment: str) -> None:
-    assert response.status_code == status, response.text
-    assert response.headers["Content-Type"].startswith("application/json")
-    body = response.json()
-    assert set(body) == {"error"} and isinstance(body["error"], str)
-    assert fragment in body["error"]
+    return {name: probability_row(server.get(f"/inference/{name}?top_k=1000").json()) for name in ("cat.jpg", "coffee.jpg")}
 
 
 def test_health_and_metadata_through_tritonclient(client: triton.InferenceServerClient) -> None:
@@ -73,12 +57,6 @@ def test_health_and_metadata_through_tritonclient(client: triton.InferenceServer
     assert metadata["outputs"] == [{"name": "probabilities", "datatype": "FP32", "shape": [-1, 1000]}]
     with pytest.raises(InferenceServerException, match="unknown model 'resnet50'"):
         client.get_model_metadata("resnet50")
-
-
-def test_health_answers_have_empty_bodies(server: ServerProcess) -> None:
-    for path in ("/v2/health/live", "/v2/health/ready", f"/v2/models/{MODEL}/ready", f"/v2/models/{MODEL}/versions/1/ready"):
-        response = server.get(path)
-        assert response.status_code == 200 and response.content == b"", path
 
 
 @pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])
@@ -189,78 +167,7 @@ def test_binary_request_by_hand(server: ServerProcess, expected: dict[str, np.nd
     assert response.status_code == 200, response.text
     assert response.headers["Content-Type"] == "application/octet-stream"
     json_size = int(response.headers["Inference-Header-Content-Length"])
-    import json
-
     answer = json.loads(response.content[:json_size])
     assert answer["outputs"][0]["parameters"]["binary_data_size"] == 4000
     values = np.frombuffer(response.content[json_size:], dtype="<f4")
     np.testing.assert_allclose(values, expected["cat.jpg"], atol=1e-5)
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-@pytest.mark.parametrize(
-    ("body", "status", "fragment"),
-    [
-        ({"inputs": []}, 400, "'inputs' must be a non-empty list"),
-        ({}, 400, "'inputs' must be a non-empty list"),
-        ([1, 2], 400, "must be a JSON object"),
-        ({"inputs": [{"name": "input0", "shape": [1], "datatype": "BYTES", "data": ["x"]}]}, 400, "unexpected inference input 'input0'"),
-        ({"inputs": [{"name": "image", "shape": [1], "datatype": "FP32", "data": [1.0]}]}, 400, "datatype must be BYTES"),
-        ({"inputs": [{"name": "image", "shape": [2], "datatype": "BYTES", "data": [b64(CAT)]}]}, 400, "shape says 2 elements, data has 1"),
-        ({"inputs": [{"name": "image", "shape": [1], "datatype": "BYTES", "data": ["not base64!"]}]}, 400, "not valid base64"),
-        ({"inputs": [{"name": "image", "shape": [1], "datatype": "BYTES", "data": [b64(b"junk")]}]}, 400, "input 'image' element 0"),
-        ({"inputs": [{"name": "pixels", "shape": [1, 3, 4, 4], "datatype": "FP32", "data": [0.0] * 48}]}, 400, "shape must be [N, 3, 224, 224]"),
-        ({"inputs": [{"name": "pixels", "shape": [1, 3, 224, 224], "datatype": "FP32", "data": [0.0] * 10}]}, 400, "needs 150528 values"),
-        ({"inputs": [{"name": "pixels", "shape": [1, 3, 224, 224], "datatype": "FP32", "data": ["a"] * 150528}]}, 400, "numbers only"),
-        ({"inputs": [{"name": "image", "shape": [1], "datatype": "BYTES", "data": [b64(CAT)]}],
-          "outputs": [{"name": "logits"}]}, 400, "unexpected inference output 'logits'"),
-        ({"inputs": [{"name": "image", "shape": [1], "datatype": "BYTES", "data": [b64(CAT)]}],
-          "outputs": [{"name": "probabilities", "parameters": {"classification": 1001}}]}, 400, "classification must be"),
-        ({"id": 5, "inputs": [{"name": "image", "shape": [1], "datatype": "BYTES", "data": [b64(CAT)]}]}, 400, "'id' must be a string"),
-    ],
-)
-def test_infer_errors_use_the_protocol_form(server: ServerProcess, body: object, status: int, fragment: str) -> None:
-    assert_v2_error(server.post(INFER, json=body), status, fragment)
-
-
-def test_infer_error_cases_outside_json(server: ServerProcess) -> None:
-    assert_v2_error(server.post(INFER, data=b"{not json"), 400, "not valid JSON")
-    assert_v2_error(server.post(INFER, data=b"{}", headers={"Inference-Header-Content-Length": "99"}), 400, "does not fit")
-    body = {"inputs": [{"name": "image", "shape": [1], "datatype": "BYTES", "data": [b64(CAT)]}]}
-    assert_v2_error(server.post("/v2/models/resnet50/infer", json=body), 404, "unknown model 'resnet50'")
-    assert_v2_error(server.post(f"/v2/models/{MODEL}/versions/2/infer", json=body), 404, "unknown version '2'")
-    assert_v2_error(server.get(f"/v2/models/{MODEL}/versions/2"), 404, "unknown version '2'")
-    assert_v2_error(server.get("/v2/models/resnet50/ready"), 404, "unknown model")
-    assert_v2_error(server.get(INFER), 405, "")
-
-
-def test_v2_too_many_images_and_oversize_body(checkpoint_path: Path) -> None:
-    """On an in-process app (the limits are checked before any inference)."""
-    settings = Settings(weights=checkpoint_path, max_images_per_request=2, max_body_bytes=100_000, threads=1)
-    app = create_app(settings)
-    app.extensions["densenet_service"].load()
-    try:
-        client = app.test_client()
-        body = {"inputs": [{"name": "image", "shape": [3], "datatype": "BYTES", "data": [b64(b"x")] * 3}]}
-        response = client.post(INFER, json=body)
-        assert response.status_code == 400 and "limit is 2 per request" in response.get_json()["error"]
-        response = client.post(INFER, data=b"{" + b" " * 100_000 + b"}")
-        assert response.status_code == 413 and "100000 bytes" in response.get_json()["error"]
-    finally:
-        app.extensions["densenet_service"].stop()
-
-
-def test_v2_before_the_model_is_loaded() -> None:
-    client = create_app(Settings()).test_client()  # the service is never started
-    assert client.get("/v2/health/live").status_code == 200
-    for path in ("/v2/health/ready", f"/v2/models/{MODEL}/ready"):
-        response = client.get(path)
-        assert response.status_code == 400 and response.data == b""  # the protocol: 4xx is false
-    body = {"inputs": [{"name": "image", "shape": [1], "datatype": "BYTES", "data": [b64(CAT)]}]}
-    response = client.post(INFER, json=body)
-    assert response.status_code == 503 and response.headers["Retry-After"] == "1"
-    assert "not ready" in response.get_json()["error"]
-    assert client.get(f"/v2/models/{MODEL}").status_code == 200  # metadata needs no model
