@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.paths import REPO_IMAGES
 from support.reference import reference_probabilities
 from support.server_process import server_command
 from torch import nn
 
-REPO_IMAGES = Path(__file__).resolve().parents[2] / "images"
 PHOTOS = sorted(REPO_IMAGES.glob("*.jpg"))
 
 
@@ -90,7 +90,19 @@ def test_classify_to_stdout_and_missing_paths(tmp_path: Path, checkpoint_path: P
     assert "image/s" not in result.stderr
 
 
-def test_classify_rejects_bad_arguments(tmp_path: Path) -> None:
-    assert run(str(PHOTOS[0]), "--output", str(tmp_path / "out.xlsx")).returncode == 2
-    assert run(str(PHOTOS[0]), "--top-k", "0").returncode == 2
-    assert run().returncode == 2
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--output", "{tmp}/out.xlsx"], "argument --output/-o: the results file must end in .csv or .json"),
+        (["--top-k", "0"], "argument --top-k: must be an integer from 1 to 1000"),
+        ([], "the following arguments are required: PATH"),
+    ],
+    ids=["output-suffix", "top-k", "no-path"],
+)
+def test_classify_rejects_bad_arguments(tmp_path: Path, args: list[str], message: str) -> None:
+    paths = [str(PHOTOS[0])] if args else []
+    result = run(*paths, *(arg.format(tmp=tmp_path) for arg in args))
+    # Refused by the parser, before any model is loaded: usage on stderr and exit status 2, naming the rule.
+    assert result.returncode == 2, result.stderr
+    assert f"densenet-server classify: error: {message}" in result.stderr
+    assert result.stdout == ""

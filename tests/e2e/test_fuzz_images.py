@@ -1,15 +1,19 @@
 """Hypothesis mutates valid images of every accepted format and mode (flipped bits, overwritten,
 inserted, deleted and repeated bytes, cuts; mostly in the headers, where the parsers decide): the decoder
-returns a usable image or an ImageError, and the server answers 200 or a JSON 4xx; never anything else.
-Seeded and bounded, so CI stays fast and repeatable."""
+returns a usable image or an ImageError, and the server answers 200 or a JSON 4xx, never anything else,
+and exactly what the app answers in-process for the same bytes. Seeded and bounded, so CI stays fast and
+repeatable."""
 
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
+from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support.hostile_corpus import MAX_IMAGE_PIXELS, build_corpus
+from support.answers import assert_same_answer
+from support.hostile_corpus import INVALID, MAX_IMAGE_PIXELS, OK, TOO_LARGE, UNSUPPORTED, build_corpus
 from support.server_process import ServerProcess
 
 from densenet_server.decoding import ImageError, decode_image
@@ -59,18 +63,34 @@ def test_decoder_returns_an_image_or_an_image_error(data: bytes) -> None:
     assert pixels.shape == INPUT_SHAPE
 
 
-@settings(FUZZ_SETTINGS, max_examples=HTTP_EXAMPLES)
-@given(data=mutated_images())
-def test_server_answers_200_or_a_json_4xx(server: ServerProcess, data: bytes) -> None:
-    response = server.post("/inference", data=data, headers={"Content-Type": "application/octet-stream"})
-    assert response.status_code in (200, 400, 413, 415), response.text
-    body = response.json()
-    if response.status_code == 200:
-        assert body["class"] == body["top_k"][0]["label"]
-    else:
-        assert body["error"]["code"] in {"invalid_image", "missing_file", "image_too_large", "unsupported_image_format"}
+# Every (status, code) a mutated image may get, as one table: the corpus' answers for a non-empty body...
+ANSWERS = {OK, INVALID, UNSUPPORTED, TOO_LARGE}
+# ...and for a body that the mutations cut to nothing.
+EMPTY_BODY = (400, "missing_file")
 
 
-def test_server_is_still_ready_after_the_fuzzing(server: ServerProcess) -> None:
-    assert server.get("/ready").status_code == 200
-    assert "unhandled error" not in server.log()
+def status_and_code(status: int, body: dict[str, Any]) -> tuple[int, str | None]:
+    return status, body["error"]["code"] if status != 200 else None
+
+
+def test_server_answers_mutated_images_like_the_in_process_app(server: ServerProcess, app_client: FlaskClient) -> None:
+    """Each mutated image: a (status, code) from the table, and the in-process app's body for the same bytes
+    (classification or error alike); afterwards the server is still ready and logged no failure."""
+    mark = server.log_mark()
+
+    @settings(FUZZ_SETTINGS, max_examples=HTTP_EXAMPLES)
+    @given(data=mutated_images())
+    def post(data: bytes) -> None:
+        response = server.post("/inference", data=data, headers={"Content-Type": "application/octet-stream"})
+        assert response.headers["Content-Type"] == "application/json", response.text
+        body = response.json()
+        assert status_and_code(response.status_code, body) in (ANSWERS if data else {EMPTY_BODY}), body
+        expected = app_client.post("/inference", data=data, content_type="application/octet-stream")
+        assert response.status_code == expected.status_code
+        if response.status_code == 200:
+            assert_same_answer(body, expected.get_json())
+        else:
+            assert body == expected.get_json()
+
+    post()
+    server.assert_healthy_since(mark)

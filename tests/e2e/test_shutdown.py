@@ -12,13 +12,18 @@ from pathlib import Path
 
 import psutil
 import requests
-from support.gated_server import Gate, metric, refuses_connections, start_gated_server, wait_until
+from support.gated_server import Gate, metric, refuses_connections, start_gated_server
+from support.paths import CAT_JPEG
 from support.server_process import ServerProcess
+from support.waiting import wait_for, wait_until
 
 from densenet_server.config import load_settings
+from densenet_server.engine.launcher import ENGINE_COMMAND
+from densenet_server.engine.paths import RunPaths
+from densenet_server.layout import choose_layout
 from densenet_server.server import DrainingWorker, GunicornServer
 
-CAT = (Path(__file__).resolve().parents[2] / "images" / "cat.jpg").read_bytes()
+CAT = CAT_JPEG.read_bytes()
 IN_FLIGHT = 5
 
 
@@ -51,11 +56,10 @@ def test_sigterm_drains_every_accepted_request_then_exits_0(
             wait_until(lambda: metric(server, "densenet_queue_images") == IN_FLIGHT - 1, "every request accepted")
 
             server.process.send_signal(signal.SIGTERM)
-            # Not ready at once, as seen on a connection the server had already accepted...
-            answers = [ready_status(kept_alive)]
-            while answers[-1][0] == 200:
-                answers.append(ready_status(kept_alive))
-            status, body = answers[-1]
+            # Not ready at once, as seen on a connection the server had already accepted (polled, as
+            # the signal reaches the worker asynchronously; bounded, so a server that stays ready fails)...
+            status, body = wait_for(lambda: ready_status(kept_alive), lambda answer: answer[0] != 200,
+                                    "/ready to stop answering 200 after SIGTERM", timeout_s=10)
             assert status == 503 and body["error"]["code"] == "shutting_down"
             # ...and no new connection is taken any more, while the accepted requests still wait.
             wait_until(lambda: refuses_connections(server.port), "new connections to be refused")
@@ -83,7 +87,8 @@ def test_connections_waiting_in_the_backlog_at_sigterm_are_answered(checkpoint_p
     """Under load gthread accepts one connection per loop; those the kernel holds when SIGTERM comes have
     sent their requests already, and must be answered rather than reset."""
     with ServerProcess.start(server_args(checkpoint_path, images_dir)) as server:
-        (worker,) = psutil.Process(server.process.pid).children()
+        # The master's children: the HTTP front (a forked gunicorn worker) and the engine process.
+        (worker,) = [child for child in psutil.Process(server.process.pid).children() if ENGINE_COMMAND not in child.cmdline()]
         worker.suspend()
         try:
             waiting = [http.client.HTTPConnection("127.0.0.1", server.port, timeout=60) for _ in range(3)]
@@ -120,8 +125,8 @@ def test_a_request_held_past_the_grace_period_still_gets_an_answer_and_the_serve
 
 
 def test_gunicorn_gets_the_grace_period_and_the_draining_worker() -> None:
-    settings = load_settings({"shutdown_grace_s": 7, "request_timeout_s": 5.0}, environ={})
-    config = GunicornServer(settings).cfg
+    settings, layout = choose_layout(load_settings({"shutdown_grace_s": 7, "request_timeout_s": 5.0}, environ={}))
+    config = GunicornServer(settings, layout, RunPaths(Path("/nonexistent"))).cfg
     assert config.graceful_timeout == 7
     assert config.worker_class is DrainingWorker
     assert config.accesslog is None  # the app writes the access log itself

@@ -1,37 +1,72 @@
 """The web page in a real browser: Playwright driving Debian's Chromium, headless, against the real server.
 
-Skipped only on a developer machine without /usr/bin/chromium; in CI (CI set) a missing browser fails,
-because scripts/test.sh installs it there.
+Runs wherever Chromium is installed (/usr/bin/chromium, or chromium on the PATH). Without it the tests are
+skipped on a developer machine, but fail in CI (CI set, as CI services do): scripts/test.sh installs
+Debian's chromium there, so a missing browser is a broken set-up, never a reason to pass.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import shutil
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
+from support.paths import CAT_JPEG, REPO, STATIC
 from support.server_process import ServerProcess
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-PHOTO = Path(__file__).resolve().parents[2] / "images" / "cat.jpg"
+DEBIAN_CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = REPO / "test-artifacts"
+PHOTO = CAT_JPEG
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
 
 
+def find_chromium() -> Path | None:
+    if DEBIAN_CHROMIUM.exists():
+        return DEBIAN_CHROMIUM
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    return Path(found) if found else None
+
+
+def in_ci(environ: Mapping[str, str]) -> bool:
+    return environ.get("CI", "").strip().lower() not in {"", "0", "false", "no"}
+
+
+def require_chromium(chromium: Path | None, environ: Mapping[str, str]) -> Path:
+    """The browser to drive; without one, fail in CI and skip elsewhere."""
+    if chromium is not None:
+        return chromium
+    if in_ci(environ):
+        pytest.fail("Chromium is missing in CI; scripts/test.sh should have installed Debian's chromium")
+    pytest.skip("Chromium is not installed (apt-get install chromium)")
+
+
+@pytest.mark.parametrize(
+    ("environ", "outcome"),
+    [
+        ({"CI": "true"}, pytest.fail.Exception),
+        ({"CI": "1"}, pytest.fail.Exception),
+        ({}, pytest.skip.Exception),
+        ({"CI": "false"}, pytest.skip.Exception),
+    ],
+)
+def test_a_missing_browser_fails_in_ci_and_skips_elsewhere(environ: dict[str, str], outcome: type[BaseException]) -> None:
+    with pytest.raises(outcome):
+        require_chromium(None, environ)
+    assert require_chromium(DEBIAN_CHROMIUM, environ) == DEBIAN_CHROMIUM  # never skipped where it exists
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing in CI; scripts/test.sh should have installed it")
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    chromium = require_chromium(find_chromium(), os.environ)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS, headless=True)
         yield browser
         browser.close()
 
@@ -103,7 +138,6 @@ def test_docs_page_renders_offline(page: object, server: ServerProcess) -> None:
 
 
 def test_the_page_assets_load_nothing_from_the_internet() -> None:
-    static = Path(__file__).resolve().parents[2] / "src" / "densenet_server" / "static" / "ui"
-    for asset in static.iterdir():
+    for asset in (STATIC / "ui").iterdir():
         text = asset.read_text()
         assert "http://" not in text and "https://" not in text, asset

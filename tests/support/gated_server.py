@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import socket
 import sys
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from unittest import mock
@@ -20,6 +19,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from densenet_server import local_server
 from support import gated_launcher
 from support.server_process import ServerProcess
+from support.waiting import wait_until
+
+__all__ = ["Gate", "metric", "refuses_connections", "start_gated_server", "wait_until"]
 
 LAUNCHER = Path(gated_launcher.__file__)
 
@@ -56,14 +58,6 @@ class Gate:
 def start_gated_server(args: Sequence[str], gate: Gate) -> ServerProcess:
     with mock.patch.object(local_server, "server_command", lambda: [sys.executable, str(LAUNCHER)]):
         return ServerProcess.start(args, env=gate.env())
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"waited {timeout_s} s for {what}")
-        time.sleep(0.02)
 
 
 def metric(server: ServerProcess, name: str, **labels: str) -> float:

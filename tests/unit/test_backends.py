@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from densenet_server.backends import load_backend
 from densenet_server.backends.loading import cached_export_path, chosen_backend
 from densenet_server.backends.onnx_backend import OnnxBackend
 from densenet_server.backends.onnx_export import ExportError, export_onnx
+from densenet_server.backends.torch_backend import TorchBackend
 from densenet_server.classifier import Classifier
 from densenet_server.config import Settings
 from densenet_server.weights import WeightsError, WeightsInfo, file_sha256
@@ -52,15 +54,37 @@ def test_fp32_backends_equal_the_torchvision_reference(
     assert np.array_equal(served.argmax(axis=1), expected.argmax(axis=1))
 
 
+# bf16 against the fp32 reference on the first 16 labelled photos, measured on the 2-vCPU test machine when
+# these bounds were set: largest probability difference 0.041, top-1 agreement 15 of 16 (200 photos: 0.12
+# and 94.5%; the benchmark's figure on other images is in docs/performance.md). The bounds sit just
+# beyond, so that more error means bf16 computes something else, not that it rounds.
+BF16_MAX_DIFFERENCE = 0.05
+BF16_MIN_TOP1_AGREEMENT = 14 / 16
+# fp32 backends stay within PARITY_TOLERANCE of the reference; bf16 must move the answer by far more, or
+# it did not run in bf16 at all.
+BF16_MIN_MOVE = 10 * PARITY_TOLERANCE
+
+
 def test_bf16_is_opt_in_reported_and_close(settings: Settings, photos: list[Path], expected: np.ndarray) -> None:
     bf16 = dataclasses.replace(settings, precision="bf16")
     loaded = load_backend(bf16)
     assert (loaded.backend.name, loaded.backend.precision) == ("torch", "bf16")
     served = served_probabilities(bf16, photos[:16])
-    # Reduced precision moves probabilities by far more than fp32's 1e-4 (the figure is in
-    # docs/performance.md), but it must still be the same model.
-    assert np.abs(served - expected[:16]).max() < 0.25
-    assert (served.argmax(axis=1) == expected[:16].argmax(axis=1)).mean() >= 0.75
+    difference = np.abs(served - expected[:16]).max()
+    assert BF16_MIN_MOVE < difference < BF16_MAX_DIFFERENCE
+    assert (served.argmax(axis=1) == expected[:16].argmax(axis=1)).mean() >= BF16_MIN_TOP1_AGREEMENT
+
+
+@pytest.mark.parametrize(("precision", "dtype"), [("bf16", torch.bfloat16), ("fp32", torch.float32)])
+def test_the_torch_backend_computes_in_its_precision(reference_model: nn.Module, precision: str, dtype: torch.dtype) -> None:
+    # A copy: the backend converts its module's memory format in place.
+    module = copy.deepcopy(reference_model)
+    seen: list[torch.dtype] = []
+    module.features.conv0.register_forward_hook(lambda _module, _inputs, output: seen.append(output.dtype))
+    backend = TorchBackend(module, threads=2, precision=precision)
+    logits = backend.predict(np.zeros((1, 3, 224, 224), dtype=np.float32))
+    assert seen == [dtype]  # the first convolution's output: what the network computed in
+    assert logits.dtype == np.float32  # answers are float32 either way
 
 
 def test_defaults_choose_onnxruntime_in_fp32() -> None:

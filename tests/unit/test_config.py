@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -9,10 +11,40 @@ from densenet_server import config
 from densenet_server.config import Settings, load_settings
 
 
+# Every default, written out here rather than read from Settings: the loader must produce these, and a
+# changed default fails this test until it is changed here too (and in the README's table).
+DEFAULTS = {
+    "weights": None,
+    "weights_sha256": None,
+    "threads": 0,
+    "parallel_passes": 0,
+    "backend": "auto",
+    "precision": "auto",
+    "device": "auto",
+    "onnx_model": None,
+    "cache_dir": None,
+    "jpeg_draft": False,
+    "host": "0.0.0.0",
+    "port": 5000,
+    "images_dir": Path("images"),
+    "workers": 0,
+    "http_threads": 96,
+    "log_level": "info",
+    "access_log": "-",
+    "shutdown_grace_s": 25,
+    "max_batch_size": 0,
+    "max_batch_wait_ms": 5.0,
+    "max_queue_images": 0,
+    "request_timeout_s": 20.0,
+    "max_body_bytes": 20_971_520,
+    "max_image_pixels": 40_000_000,
+    "max_images_per_request": 16,
+    "max_decoding_pixels": 80_000_000,
+}
+
+
 def test_defaults() -> None:
-    settings = load_settings({}, environ={})
-    assert settings == Settings()
-    assert (settings.host, settings.port, settings.images_dir, settings.weights) == ("0.0.0.0", 5000, Path("images"), None)
+    assert dataclasses.asdict(load_settings({}, environ={})) == DEFAULTS
 
 
 def test_environment_overrides_defaults() -> None:
@@ -32,18 +64,50 @@ def test_flags_override_environment() -> None:
     assert settings.images_dir == Path("pics")
 
 
+GRACE_RULE = "shutdown_grace_s must be at least request_timeout_s, so accepted requests can finish"
+
+
+def invalid(*rules: str) -> str:
+    """validate()'s message when exactly ``rules`` fire, in its order."""
+    return "invalid configuration: " + "; ".join(rules)
+
+
 @pytest.mark.parametrize(
-    "environ",
+    ("environ", "message"),
     [
-        {"DENSENET_PORT": "seventy"}, {"DENSENET_PORT": "0"}, {"DENSENET_MAX_BATCH_SIZE": "0"}, {"DENSENET_MAX_QUEUE_IMAGES": "2"},
-        {"DENSENET_SHUTDOWN_GRACE_S": "10"},  # shorter than the request deadline: accepted requests could be cut
-        {"DENSENET_SHUTDOWN_GRACE_S": "0", "DENSENET_REQUEST_TIMEOUT_S": "0.5"},
-        {"DENSENET_MAX_DECODING_PIXELS": "1000"},  # below --max-image-pixels: a large image could never decode
-        {"DENSENET_ACCESS_LOG": ""},
+        ({"DENSENET_PORT": "seventy"}, "port: cannot read 'seventy' as int"),
+        ({"DENSENET_JPEG_DRAFT": "maybe"}, "DENSENET_JPEG_DRAFT: expected a boolean, got 'maybe'"),
+        ({"DENSENET_PORT": "0"}, invalid("port must be between 1 and 65535")),
+        ({"DENSENET_MAX_BATCH_SIZE": "-1"}, invalid("max_batch_size must be 0 (automatic) or more")),
+        ({"DENSENET_WORKERS": "-2"}, invalid("workers must be 0 (automatic) or more")),
+        ({"DENSENET_HTTP_THREADS": "0"}, invalid("http_threads must be at least 1")),
+        ({"DENSENET_MAX_BATCH_WAIT_MS": "-1"}, invalid("max_batch_wait_ms must be >= 0 and request_timeout_s > 0")),
+        ({"DENSENET_REQUEST_TIMEOUT_S": "0"}, invalid("max_batch_wait_ms must be >= 0 and request_timeout_s > 0")),
+        ({"DENSENET_MAX_QUEUE_IMAGES": "2", "DENSENET_MAX_IMAGES_PER_REQUEST": "2", "DENSENET_MAX_BATCH_SIZE": "4"},
+         invalid("max_queue_images must be at least max_batch_size")),
+        ({"DENSENET_MAX_IMAGES_PER_REQUEST": "65", "DENSENET_MAX_QUEUE_IMAGES": "64"},
+         invalid("max_images_per_request must be at most max_queue_images")),
+        # below --max-image-pixels: a large image could never decode
+        ({"DENSENET_MAX_DECODING_PIXELS": "1000"}, invalid("max_decoding_pixels must be at least max_image_pixels")),
+        # a grace of 0 s is also shorter than any deadline: both rules fire
+        ({"DENSENET_SHUTDOWN_GRACE_S": "0", "DENSENET_REQUEST_TIMEOUT_S": "0.5"}, invalid("shutdown_grace_s must be at least 1", GRACE_RULE)),
+        # shorter than the request deadline: accepted requests could be cut
+        ({"DENSENET_SHUTDOWN_GRACE_S": "10"}, invalid(GRACE_RULE)),
+        ({"DENSENET_ACCESS_LOG": ""}, invalid("access_log must be '-', a file path, or 'off'")),
+        ({"DENSENET_PARALLEL_PASSES": "-1"}, invalid("parallel_passes must be 0 (automatic) or more")),
+        ({"DENSENET_BACKEND": "tensorrt"}, invalid("backend must be one of auto, onnxruntime, torch")),
+        ({"DENSENET_PRECISION": "int8"}, invalid("precision must be one of auto, fp32, tf32, fp16, bf16")),
+        ({"DENSENET_DEVICE": "tpu"}, invalid("device must be auto, cpu, cuda or cuda:N")),
+        ({"DENSENET_DEVICE": "cpu", "DENSENET_PRECISION": "fp16"},
+         invalid("fp16 runs on CUDA only (--device cuda); on the CPU use fp32, or bf16 with --backend torch")),
+        ({"DENSENET_ONNX_MODEL": "m.onnx", "DENSENET_WEIGHTS": "w.pth"},
+         invalid("give either weights or onnx_model: an ONNX export already holds its weights")),
+        ({"DENSENET_ONNX_MODEL": "m.onnx", "DENSENET_BACKEND": "torch"}, invalid("onnx_model is served by the onnxruntime backend in fp32")),
     ],
 )
-def test_invalid_values_are_refused(environ: dict[str, str]) -> None:
-    with pytest.raises(ValueError):
+def test_invalid_values_are_refused(environ: dict[str, str], message: str) -> None:
+    # The whole message: these rules and no other fired (a rule that fired wrongly would be listed too).
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         load_settings({}, environ=environ)
 
 
