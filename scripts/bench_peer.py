@@ -5,13 +5,18 @@
 
 Both get the same 500x375 JPEGs as raw POST bodies from the same closed-loop clients (loadgen), one
 concurrency at a time, ours first; the table shows img/s, latency percentiles, non-2xx answers and the
-peak RSS of each server's process tree. scripts/bench-torchserve.sh sets TorchServe up and calls this.
+peak RSS of each server's process tree. scripts/bench-torchserve.sh sets TorchServe up and calls this;
+scripts/bench-litserve.sh does the same for LitServe, with --pause-peer: its idle inference workers poll
+their queue every millisecond (about a fifth of a core here), so they are stopped (SIGSTOP) while this
+server is driven and continued (SIGCONT) for their own turn.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -29,6 +34,26 @@ def _row(server: str, scenario: Scenario) -> str:
     )
 
 
+@contextlib.contextmanager
+def _stopped(pid: int | None) -> Iterator[None]:
+    """Stop process ``pid`` and its children for the duration (nothing if ``pid`` is None)."""
+    if pid is None:
+        yield
+        return
+    import psutil
+
+    top = psutil.Process(pid)
+    processes = [top, *top.children(recursive=True)]
+    for process in processes:
+        process.suspend()
+    try:
+        yield
+    finally:
+        for process in reversed(processes):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.resume()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", type=Path, required=True, help="checkpoint for this server (the peer's model must hold the same)")
@@ -38,6 +63,9 @@ def main() -> None:
     parser.add_argument("--photos", type=Path, nargs="+", default=[Path("images")])
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--duration-s", type=float, default=15.0)
+    parser.add_argument(
+        "--pause-peer", action="store_true", help="stop the peer's processes while this server is driven (for a peer that uses CPU when idle)"
+    )
     args = parser.parse_args()
 
     options = BenchOptions(photos_dirs=args.photos, duration_s=args.duration_s)
@@ -51,7 +79,9 @@ def main() -> None:
         with LocalServer.start(["--weights", str(args.weights), "--images-dir", temporary]) as ours:
             for concurrency in args.concurrency:
                 print(f"densenet-server, concurrency {concurrency} ...", flush=True)
-                rows.append(_row("densenet-server", drive(ours.base_url, ours.process.pid, "ours", upload_requests(web), concurrency, options)))
+                with _stopped(args.peer_pid if args.pause_peer else None):
+                    scenario = drive(ours.base_url, ours.process.pid, "ours", upload_requests(web), concurrency, options)
+                rows.append(_row("densenet-server", scenario))
                 print(f"{args.peer_name}, concurrency {concurrency} ...", flush=True)
                 peer_requests = upload_requests(web, peer.path)
                 rows.append(_row(args.peer_name, drive(peer_base, args.peer_pid, "peer", peer_requests, concurrency, options)))
