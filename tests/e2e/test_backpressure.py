@@ -15,6 +15,7 @@ from support.gated_server import Gate, metric, start_gated_server, wait_until
 from support.server_process import ServerProcess
 
 from densenet_server.config import load_settings
+from densenet_server.layout import choose_layout
 from densenet_server.server import overload_warning
 
 CAT = (Path(__file__).resolve().parents[2] / "images" / "cat.jpg").read_bytes()
@@ -113,6 +114,10 @@ def test_requests_past_their_deadline_get_504_and_never_reach_the_model(
 
 
 def test_too_few_http_threads_to_fill_the_queue_are_warned_about() -> None:
-    assert overload_warning(load_settings({}, environ={})) is None  # the defaults shed load
-    warning = overload_warning(load_settings({"http_threads": 32}, environ={}))
-    assert warning is not None and "--http-threads 32" in warning and "503" in warning
+    assert overload_warning(choose_layout(load_settings({}, environ={}))[0]) is None  # the defaults shed load
+    settings = load_settings({"http_threads": 32, "workers": 1, "max_queue_images": 64, "max_batch_size": 4}, environ={})
+    warning = overload_warning(settings)
+    assert warning == (
+        "--workers x --http-threads (32) is not above the queue plus a batch (68): under overload, requests "
+        "will wait for a free thread instead of being refused with 503"
+    )
