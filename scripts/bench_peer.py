@@ -21,7 +21,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from densenet_server import bench_images
-from densenet_server.bench import BenchOptions, Scenario, drive, upload_requests
+from densenet_server.bench import LOAD_GENERATORS, BenchOptions, Scenario, client_cpu_cell, describe_load_generator, drive, upload_requests
 from densenet_server.local_server import LocalServer
 
 
@@ -30,7 +30,7 @@ def _row(server: str, scenario: Scenario) -> str:
     return (
         f"| {server} | {scenario.concurrency} | {result.requests} | {result.failed} | {result.images_per_s:.1f} "
         f"| {result.latency_ms(50):.1f} | {result.latency_ms(90):.1f} | {result.latency_ms(99):.1f} "
-        f"| {scenario.peak_rss_mib:.0f} |"
+        f"| {scenario.peak_rss_mib:.0f} | {client_cpu_cell(result)} |"
     )
 
 
@@ -63,12 +63,14 @@ def main() -> None:
     parser.add_argument("--photos", type=Path, nargs="+", default=[Path("images")])
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--duration-s", type=float, default=15.0)
+    parser.add_argument("--load-generator", choices=LOAD_GENERATORS, default="python", help="python (built in) or wrk (needs the 'wrk' program)")
     parser.add_argument(
         "--pause-peer", action="store_true", help="stop the peer's processes while this server is driven (for a peer that uses CPU when idle)"
     )
     args = parser.parse_args()
 
-    options = BenchOptions(photos_dirs=args.photos, duration_s=args.duration_s)
+    options = BenchOptions(photos_dirs=args.photos, duration_s=args.duration_s, load_generator=args.load_generator)
+    generator = describe_load_generator(args.load_generator)  # a missing wrk fails here, before any server starts
     peer = urlsplit(args.peer_url)
     peer_base = f"{peer.scheme}://{peer.netloc}"
     with tempfile.TemporaryDirectory(prefix="densenet-peer-") as temporary:
@@ -86,8 +88,10 @@ def main() -> None:
                 peer_requests = upload_requests(web, peer.path)
                 rows.append(_row(args.peer_name, drive(peer_base, args.peer_pid, "peer", peer_requests, concurrency, options)))
     print()
-    print("| server | clients | requests | non-2xx | img/s | p50 ms | p90 ms | p99 ms | peak RSS MiB |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print(f"Load generator: {generator}; client CPU % = its CPU time / wall time (100 = one core).")
+    print()
+    print("| server | clients | requests | non-2xx | img/s | p50 ms | p90 ms | p99 ms | peak RSS MiB | client CPU % |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     print("\n".join(rows))
 
 
