@@ -53,9 +53,9 @@ class StandInEngine:
         self.batcher = Batcher(predict, max_batch_size=4, max_wait_s=0.0, max_queue_images=QUEUE)
 
 
-@pytest.fixture
-def engine_and_front(tmp_path: Path) -> Iterator[tuple[StandInEngine, RemoteEngine, SharedState]]:
-    paths = RunPaths(tmp_path)
+def start(folder: Path) -> tuple[StandInEngine, EngineServer, RemoteEngine, SharedState]:
+    """An engine server on a stand-in engine, published as ready, and a front connected to it."""
+    paths = RunPaths(folder)
     state = SharedState.create(paths.state, QUEUE)
     engine = StandInEngine()
     server = EngineServer(engine, paths)  # type: ignore[arg-type]
@@ -63,6 +63,12 @@ def engine_and_front(tmp_path: Path) -> Iterator[tuple[StandInEngine, RemoteEngi
     state.set_ready()
     front = RemoteEngine(paths)
     front.load()
+    return engine, server, front, state
+
+
+@pytest.fixture
+def engine_and_front(tmp_path: Path) -> Iterator[tuple[StandInEngine, RemoteEngine, SharedState]]:
+    engine, server, front, state = start(tmp_path)
     yield engine, front, state
     engine.gate.set()
     front.stop(1.0)
@@ -167,14 +173,7 @@ def test_a_stopped_engine_refuses_new_work(engine_and_front: tuple[StandInEngine
 
 
 def test_a_lost_engine_fails_the_waiting_requests(tmp_path: Path) -> None:
-    paths = RunPaths(tmp_path)
-    state = SharedState.create(paths.state, QUEUE)
-    engine = StandInEngine()
-    server = EngineServer(engine, paths)  # type: ignore[arg-type]
-    write_json(paths.model_info, {"model": INFO.to_dict(), "layout": {}})
-    state.set_ready()
-    front = RemoteEngine(paths)
-    front.load()
+    engine, server, front, _ = start(tmp_path)
     engine.gate.clear()
     failures: list[BaseException] = []
 
