@@ -29,9 +29,8 @@ class GatedBatcher(batching.Batcher):
         super().__init__(predict_when_open, *args, **kwargs)  # type: ignore[arg-type]
 
 
-# At import, not under __main__: the engine process is spawned, and imports this file again as its main
-# module before it imports the engine's code, which then builds the gated Batcher.
-batching.Batcher = GatedBatcher  # type: ignore[misc]
-
 if __name__ == "__main__":
+    # Only when run as the program (the server's master, and its engine process, which `serve` starts with
+    # the same program): importing this module, as gated_server does, must not replace anything.
+    batching.Batcher = GatedBatcher  # type: ignore[misc]
     sys.exit(main())
