@@ -118,6 +118,11 @@ class Batcher:
     def queued_images(self) -> int:
         return self._queued_images
 
+    @property
+    def incoming_images(self) -> int:
+        """Images announced as on their way and not yet submitted or withdrawn."""
+        return self._incoming_images
+
     @contextlib.contextmanager
     def expecting(self, count: int) -> Iterator[None]:
         """Announce that this thread is preparing ``count`` images for submission, so that the worker may

@@ -101,8 +101,7 @@ class InferenceService:
 
     def classify(self, data: bytes, top_k: int) -> dict[str, Any]:
         info = self.info
-        with self.engine.expecting(1):
-            outcome = self.image_probabilities([data])[0]
+        outcome = self.image_probabilities([data])[0]
         if isinstance(outcome, ImageError):
             raise outcome
         return build_answer(info, outcome, top_k)

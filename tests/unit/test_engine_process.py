@@ -199,3 +199,18 @@ def test_a_failed_engine_makes_the_front_give_up(tmp_path: Path) -> None:
     SharedState.create(paths.state, QUEUE).set_failed()
     with pytest.raises(EngineUnavailable, match="could not load the model"):
         RemoteEngine(paths).load()
+
+
+def test_announcements_end_with_their_requests_also_when_nested(
+    engine_and_front: tuple[StandInEngine, RemoteEngine, SharedState],
+) -> None:
+    """An announcement left behind would make every later batch wait for images that never come."""
+    engine, front, _ = engine_and_front
+    with front.expecting(2):
+        with front.expecting(1):
+            front.run(crops(1), timeout_s=10)
+        front.run(crops(2), timeout_s=10)
+    with front.expecting(3):
+        pass  # announced, never sent
+    front.run(crops(1), timeout_s=10)  # a round trip after the CANCELs, which the engine reads in order
+    assert engine.batcher.incoming_images == 0

@@ -75,14 +75,16 @@ class RemoteEngine:
     def expecting(self, count: int) -> Iterator[None]:
         request_id = next(self._ids)
         self._send(protocol.encode(protocol.Message(protocol.Kind.EXPECT, request_id, count)))
+        previous = getattr(self._announced, "request_id", None)
         self._announced.request_id = request_id
         try:
             yield
         finally:
-            # run() takes the id over; if it never did, the announced images will not come.
+            # run() takes the id over; if it never did, the announced images will not come. An enclosing
+            # announcement is this thread's again (as in Batcher.expecting), withdrawn when its block ends.
             if getattr(self._announced, "request_id", None) == request_id:
-                self._announced.request_id = None
                 self._send(protocol.encode(protocol.Message(protocol.Kind.CANCEL, request_id)))
+            self._announced.request_id = previous
 
     def run(self, rows: np.ndarray, timeout_s: float) -> Completed:
         check_rows(rows)
