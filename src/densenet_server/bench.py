@@ -38,6 +38,7 @@ from . import agreement, bench_images
 from .backends import load_backend
 from .backends.base import Backend
 from .backends.loading import chosen_backend, serving_device
+from .backends.registry import NAMES, ONNXRUNTIME, TORCH
 from .classifier import Classifier
 from .config import Settings, env_name
 from .decoding import decode_image
@@ -46,11 +47,11 @@ from .layout import Layout, choose_layout
 from .loadgen import LoadResult, RequestSpec, run_load
 from .wrk import find_wrk, max_threads, run_wrk, wrk_version
 from .local_server import LocalServer
-from .precision import effective_precision
+from .precision import BF16, FP32, effective_precision
 from .preprocess import preprocess
 
 RAW_BATCH_SIZES = (1, 2, 4, 8, 16)
-REFERENCE = "torch fp32"
+REFERENCE = f"{TORCH.name} {FP32}"
 LOAD_GENERATORS = ("python", "wrk")
 
 
@@ -64,7 +65,7 @@ class BenchOptions:
     # 12-MP JPEGs: served in the HTTP scenarios, and decoded both ways for --jpeg-draft's agreement.
     phone_images: int = 16
     raw_repeats: int = 10
-    raw_backends: Sequence[str] = ("onnxruntime", "torch")
+    raw_backends: Sequence[str] = NAMES
     include_bf16: bool = False
     # "python" (loadgen, in this process) or "wrk" (a child process; the same closed-loop scenarios).
     load_generator: str = "python"
@@ -222,9 +223,9 @@ def _drive(server: LocalServer, name: str, requests: RequestCycle, concurrency: 
 
 def _raw_settings(settings: Settings, options: BenchOptions) -> list[Settings]:
     # The CPU backends, on the CPU also where the server runs on CUDA: torch fp32 there is the reference.
-    variants = [dataclasses.replace(settings, backend=name, precision="fp32", device=CPU) for name in options.raw_backends]
+    variants = [dataclasses.replace(settings, backend=name, precision=FP32, device=CPU) for name in options.raw_backends]
     if options.include_bf16:
-        variants.append(dataclasses.replace(settings, backend="torch", precision="bf16", device=CPU))
+        variants.append(dataclasses.replace(settings, backend=TORCH.name, precision=BF16, device=CPU))
     return variants
 
 
@@ -294,7 +295,7 @@ def _fast_path_agreements(
         if label != reference_label and reference_label is not None
     ]
     report("agreement: --jpeg-draft on 12-MP JPEGs ...")
-    fp32 = dataclasses.replace(settings, precision="fp32")
+    fp32 = dataclasses.replace(settings, precision=FP32)
     loaded = load_backend(fp32)
     phone_bytes = [path.read_bytes() for path in phone]
     exact = agreement.probabilities(Classifier(loaded, settings.max_image_pixels), phone_bytes)
@@ -392,4 +393,4 @@ def _served_backend(settings: Settings, device: str = CPU) -> str:
         from .bench_cuda import cuda_label
 
         return cuda_label(device, graphs=True)
-    return "onnxruntime" if settings.onnx_model is not None else chosen_backend(settings)
+    return ONNXRUNTIME.name if settings.onnx_model is not None else chosen_backend(settings)

@@ -18,6 +18,7 @@ from typing import Any
 
 from . import device as devices
 from . import precision as precisions
+from .backends import registry
 from .cpus import usable_cpus
 
 ENV_PREFIX = "DENSENET_"
@@ -32,7 +33,7 @@ AUTO = "auto"
 # onnxruntime on a CPU is as fast per image at batch 2-4 as at 8 or 16 (docs/performance.md).
 CPU_MAX_BATCH_SIZE = 4
 MIN_AUTO_QUEUE_IMAGES = 64
-BACKENDS = (AUTO, "onnxruntime", "torch")
+BACKENDS = (AUTO, *registry.NAMES)
 PRECISIONS = precisions.PRECISIONS  # auto, fp32, tf32, fp16, bf16
 
 
@@ -337,7 +338,7 @@ def validate(settings: Settings) -> None:
         )
     if settings.onnx_model is not None and settings.weights is not None:
         problems.append("give either weights or onnx_model: an ONNX export already holds its weights")
-    if settings.onnx_model is not None and settings.backend == "torch":
+    if settings.onnx_model is not None and settings.backend == registry.TORCH.name:
         problems.append("onnx_model is served by the onnxruntime backend in fp32")
     if problems:
         raise ValueError("invalid configuration: " + "; ".join(problems))

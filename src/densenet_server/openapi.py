@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import __version__
+from .backends.registry import BACKENDS, NAMES
 from .config import Settings
 from .weights import MODEL_NAME
 from .postprocess import NUM_CLASSES
@@ -210,7 +211,12 @@ def _schemas() -> dict[str, Any]:
                 "model": {"type": "string", "const": MODEL_NAME},
                 "weights": {"type": "string"},
                 "weights_published": {"type": "boolean"},
-                "backend": {"type": "string", "enum": ["onnxruntime", "torch"]},
+                "backend": {
+                    "type": "string",
+                    "enum": list(NAMES),
+                    "description": "What ran the forward pass: "
+                    + "; ".join(f"{backend.name}, {backend.description}" for backend in BACKENDS),
+                },
                 "precision": {
                     "type": "string",
                     "enum": [p for p in PRECISIONS if p != "auto"],

@@ -13,6 +13,8 @@ tests/gpu checks the rule again against the CPU fp32 reference on whichever card
 
 from __future__ import annotations
 
+from .backends.registry import ONNXRUNTIME
+
 AUTO = "auto"
 FP32 = "fp32"
 TF32 = "tf32"
@@ -25,8 +27,7 @@ CUDA_PRECISIONS = (FP32, TF32, FP16, BF16)
 CUDA_ONLY = (TF32, FP16)
 CUDA_DEFAULT = FP16
 
-# Names as in config.BACKENDS and device.device_kind(); repeated so that config can import this module.
-_ONNXRUNTIME = "onnxruntime"
+# Names as in device.device_kind(); repeated so that config can import this module.
 _CPU = "cpu"
 _CUDA = "cuda"
 
@@ -42,7 +43,7 @@ def combination_problems(device_kind: str, backend: str, precision: str, onnx_mo
     """What is wrong with serving on ``device_kind`` ("auto", "cpu" or "cuda": auto checks only what holds on
     either device) with ``backend`` (auto, onnxruntime, torch) in ``precision``; empty if nothing."""
     problems = []
-    onnxruntime = backend == _ONNXRUNTIME or onnx_model
+    onnxruntime = backend == ONNXRUNTIME.name or onnx_model
     if device_kind == _CUDA and onnxruntime:
         problems.append(
             "onnxruntime (--backend onnxruntime, --onnx-model) runs on the CPU only; on CUDA the torch backend "

@@ -18,9 +18,10 @@ from densenet_server.backends import load_backend
 from densenet_server.backends.loading import cached_export_path, chosen_backend
 from densenet_server.backends.onnx_backend import OnnxBackend
 from densenet_server.backends.onnx_export import ExportError, export_onnx
+from densenet_server.backends.registry import NAMES, ONNXRUNTIME, TORCH, backend_named
 from densenet_server.backends.torch_backend import TorchBackend
 from densenet_server.classifier import Classifier
-from densenet_server.config import Settings
+from densenet_server.config import AUTO, BACKENDS, Settings
 from densenet_server.weights import WeightsError, WeightsInfo, file_sha256
 
 PARITY_TOLERANCE = 1e-4
@@ -91,6 +92,24 @@ def test_defaults_choose_onnxruntime_in_fp32() -> None:
     assert Settings().precision == "auto"  # fp32 on the CPU, fp16 on CUDA (precision.py)
     assert chosen_backend(Settings()) == "onnxruntime"
     assert chosen_backend(Settings(precision="bf16")) == "torch"
+
+
+def test_the_registry_names_every_backend_config_accepts_and_serves() -> None:
+    assert BACKENDS == (AUTO, *NAMES)
+    assert (OnnxBackend.name, TorchBackend.name) == (ONNXRUNTIME.name, TORCH.name)
+    assert [backend_named(name).needs_torch for name in NAMES] == [False, True]
+    with pytest.raises(KeyError, match="unknown backend"):
+        backend_named(AUTO)
+
+
+def test_the_registry_imports_neither_torch_nor_onnxruntime() -> None:
+    # config imports it to check --backend: that check must work where no backend is installed.
+    code = (
+        "import sys; import densenet_server.backends.registry; "
+        "print(sorted({'torch', 'onnxruntime', 'densenet_server.backends.loading'} & set(sys.modules)))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
 
 
 def test_onnxruntime_refuses_reduced_precision(settings: Settings) -> None:

@@ -33,6 +33,7 @@ from torch import nn
 from ..preprocess import INPUT_SHAPE
 from .base import BF16, FP16, FP32, TF32
 from .buckets import bucket_sizes, plan_chunks
+from .registry import TORCH
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ class _Graph:
 
 
 class CudaBackend:
-    name = "torch"
+    name = TORCH.name
     # One pass at a time: the graphs share their input buffer and memory pool.
     lane_predicts = ()
 

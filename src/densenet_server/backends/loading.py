@@ -30,11 +30,9 @@ from ..weights import (
 )
 from .base import FP32, Backend
 from .onnx_backend import EXPORT_FORMAT, OPSET
+from .registry import ONNXRUNTIME, TORCH, backend_named
 
 log = logging.getLogger(__name__)
-
-ONNXRUNTIME = "onnxruntime"
-TORCH = "torch"
 
 
 @dataclass(frozen=True)
@@ -46,15 +44,20 @@ class LoadedBackend:
 def chosen_backend(settings: Settings, device: str = CPU) -> str:
     """The backend serving on ``device`` (resolved: "cpu" or "cuda:N"): on CUDA always torch."""
     if is_cuda(device):
-        return TORCH
+        return TORCH.name
     if settings.backend != AUTO:
         return settings.backend
-    return ONNXRUNTIME if effective_precision(settings.precision, CPU) == FP32 else TORCH
+    return (ONNXRUNTIME if effective_precision(settings.precision, CPU) == FP32 else TORCH).name
 
 
 def serving_device(settings: Settings) -> str:
     """--device resolved; auto with an explicitly CPU-only backend is the CPU, without asking PyTorch."""
-    if settings.device == AUTO and (settings.backend == ONNXRUNTIME or settings.onnx_model is not None):
+    # The backends that run without PyTorch run on the CPU only (precision.combination_problems): importing
+    # PyTorch only to look for a GPU they cannot use would cost start-up time and memory.
+    torch_free = settings.onnx_model is not None or (
+        settings.backend != AUTO and not backend_named(settings.backend).needs_torch
+    )
+    if settings.device == AUTO and torch_free:
         return CPU
     return resolve_device(settings.device)
 
@@ -147,7 +150,7 @@ def load_backend(settings: Settings, device: str | None = None) -> LoadedBackend
     device = serving_device(settings) if device is None else device
     precision = effective_precision(settings.precision, device_kind(device))
     name = chosen_backend(settings, device)
-    if name == ONNXRUNTIME and precision != FP32:
+    if name == ONNXRUNTIME.name and precision != FP32:
         raise WeightsError(f"the onnxruntime backend runs in fp32 only; use --backend torch for {precision}")
     problems = combination_problems(device_kind(device), settings.backend, precision, settings.onnx_model is not None)
     if problems:
@@ -155,7 +158,7 @@ def load_backend(settings: Settings, device: str | None = None) -> LoadedBackend
     if is_cuda(device):
         loaded = _load_cuda(settings, device, precision)
     else:
-        loaded = _load_onnx(settings) if name == ONNXRUNTIME else _load_torch(settings, precision)
+        loaded = _load_onnx(settings) if name == ONNXRUNTIME.name else _load_torch(settings, precision)
     loaded.weights.log()
     if loaded.backend.precision != FP32:
         log.warning(

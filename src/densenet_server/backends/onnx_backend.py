@@ -15,6 +15,7 @@ import onnxruntime as ort
 
 from ..weights import WeightsError, WeightsInfo, file_sha256
 from .base import FP32
+from .registry import ONNXRUNTIME
 
 # Keys of the ONNX file's metadata_props written by onnx_export.py.
 META_WEIGHTS = "densenet_server.weights"
@@ -25,7 +26,7 @@ OPSET = 18
 
 
 class OnnxBackend:
-    name = "onnxruntime"
+    name = ONNXRUNTIME.name
     precision = FP32
     device = "cpu"
 

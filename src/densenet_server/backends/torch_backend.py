@@ -9,12 +9,13 @@ import torch
 from torch import nn
 
 from .base import BF16, FP32
+from .registry import TORCH
 
 PRECISIONS = (FP32, BF16)
 
 
 class TorchBackend:
-    name = "torch"
+    name = TORCH.name
     device = "cpu"
     # PyTorch's intra-op thread count is global to the process, so passes cannot get a share each.
     lane_predicts = ()

@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from .. import __version__, request_scope
 from ..backends.loading import chosen_backend
+from ..backends.registry import BACKENDS
 from ..decoding import ImageError
 from ..errors import api_error_from
 from ..weights import MODEL_NAME
@@ -40,7 +41,7 @@ MODEL_VERSION = "1"
 SERVER_NAME = "densenet-server"
 EXTENSIONS = ["classification", "binary_tensor_data"]
 HEADER_LENGTH = "Inference-Header-Content-Length"
-_PLATFORMS = {"torch": "pytorch_libtorch", "onnxruntime": "onnxruntime_onnx"}
+_PLATFORMS = {backend.name: backend.platform for backend in BACKENDS}
 
 
 class V2Error(Exception):
