@@ -7,7 +7,7 @@ from flask import Flask
 from .config import Settings
 from .layout import Layout
 from .errors import register_error_handlers
-from .routes import metrics, observability, pages, seed, uploads, v2
+from .routes import folder_images, metrics, observability, pages, uploads, v2
 from .service import InferenceService
 
 
@@ -26,7 +26,7 @@ def create_app(
     register_error_handlers(app)
     # First, so that its hooks wrap all others: the request id and deadline exist before any other runs.
     app.register_blueprint(observability.blueprint)
-    app.register_blueprint(seed.blueprint)
+    app.register_blueprint(folder_images.blueprint)
     for blueprint in (uploads.blueprint, v2.blueprint, metrics.blueprint, pages.blueprint):
         app.register_blueprint(blueprint)
     return app

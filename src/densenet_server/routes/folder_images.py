@@ -1,4 +1,5 @@
-"""The seed design's routes: liveness, readiness, and classifying a file of the images folder."""
+"""The seed API's routes: liveness (GET /), readiness (GET /ready), and classifying a file of the images
+folder (GET /inference/<filename>)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from ..images_folder import ImageNotFound, UnsafePath, resolve_image_path
 from ..weights import MODEL_NAME
 from .common import layout, service, top_k_param
 
-blueprint = Blueprint("seed", __name__)
+blueprint = Blueprint("folder_images", __name__)
 
 
 @blueprint.get("/")
