@@ -20,6 +20,7 @@ from . import device as devices
 from . import precision as precisions
 from .backends import registry
 from .cpus import usable_cpus
+from .model_record import DEFAULT_MODEL, DEFAULT_THRESHOLD
 
 ENV_PREFIX = "DENSENET_"
 
@@ -44,10 +45,45 @@ def _setting(default: Any, help: str, group: str) -> Any:
 @dataclass(frozen=True)
 class Settings:
     # model
+    model: str = _setting(
+        DEFAULT_MODEL,
+        "The model: any torchvision image classifier (densenet121, resnet50, efficientnet_b0, convnext_tiny, "
+        "vit_b_16, ...). Its preprocessing, categories and published weights come from torchvision's weights "
+        "metadata (DenseNet-121's are built in, so it needs no torchvision with onnxruntime).",
+        MODEL,
+    )
+    model_name: str | None = _setting(
+        None,
+        "The name the model is served under (answers' `model`, /v2/models/<name>, ?model=); unset: --model.",
+        MODEL,
+    )
     weights: Path | None = _setting(
         None,
-        "Local DenseNet-121 state dict (torchvision or legacy 'norm.1' keys). "
-        "Unset: torchvision's published IMAGENET1K_V1 weights, downloaded and hash-checked.",
+        "Local state dict of --model (torchvision keys; DenseNet's legacy 'norm.1' keys too), with any number "
+        "of classes (read from its last layer). Unset: torchvision's published weights for --model, "
+        "downloaded and hash-checked.",
+        MODEL,
+    )
+    labels: Path | None = _setting(
+        None,
+        "The classes' names for --weights: one per line, or a JSON list; as many as the model has outputs "
+        "(unset: the published categories if the count matches them, else class_0, class_1, ...).",
+        MODEL,
+    )
+    multi_label: bool = _setting(
+        False,
+        "Multi-label outputs: a sigmoid per class instead of one softmax; answers add every class at or above "
+        "--threshold.",
+        MODEL,
+    )
+    threshold: float = _setting(
+        DEFAULT_THRESHOLD, "With --multi-label: the probability from which a class is in an answer's labels.", MODEL
+    )
+    models_file: Path | None = _setting(
+        None,
+        "Serve several models: a TOML file with one [models.<name>] table per model (its model, weights, "
+        "labels, multi_label, threshold, batching and backend settings; README, 'Several models'). The first "
+        "is the default. Replaces the model flags above.",
         MODEL,
     )
     weights_sha256: str | None = _setting(
@@ -182,6 +218,10 @@ class Settings:
         LIMITS,
     )
 
+    def served_name(self) -> str:
+        """The name the model is served under: --model-name, else --model."""
+        return self.model_name or self.model
+
     def effective_threads(self) -> int:
         # The CPUs this process may use (cgroup quota, affinity), not the host's: a container limited to
         # 2 CPUs on a 64-core host must not start 64 threads.
@@ -297,6 +337,10 @@ def load_settings(
     return settings
 
 
+# Settings that describe one model: with --models-file each model's table gives them.
+PER_MODEL_FLAGS = ("model", "model_name", "weights", "weights_sha256", "labels", "multi_label", "threshold", "onnx_model")
+
+
 def validate(settings: Settings) -> None:
     problems = []
     if not 0 < settings.port < 65536:
@@ -340,6 +384,12 @@ def validate(settings: Settings) -> None:
         problems.append("give either weights or onnx_model: an ONNX export already holds its weights")
     if settings.onnx_model is not None and settings.backend == registry.TORCH.name:
         problems.append("onnx_model is served by the onnxruntime backend in fp32")
+    if not 0.0 < settings.threshold < 1.0:
+        problems.append("threshold must be between 0 and 1")
+    if settings.models_file is not None:
+        per_model = [name for name in PER_MODEL_FLAGS if getattr(settings, name) != Settings.__dataclass_fields__[name].default]
+        if per_model:
+            problems.append(f"with models_file, give {', '.join(per_model)} in the models file, per model")
     if problems:
         raise ValueError("invalid configuration: " + "; ".join(problems))
 

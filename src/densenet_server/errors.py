@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 from .batching import BatcherStopped, DeadlineExceeded, QueueFull
 from .decoding import ImageTooLarge, InvalidImage, UnsupportedImageFormat
 from .engine.base import EngineUnavailable
+from .served_models import UnknownModel
 from .service import NotReady
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ def api_error_from(exc: Exception) -> ApiError | None:
         (EngineUnavailable, 503, "engine_unavailable"),
         (BatcherStopped, 503, "shutting_down"),
         (DeadlineExceeded, 504, "deadline_exceeded"),
+        (UnknownModel, 404, "model_not_found"),
     ]
     if isinstance(exc, QueueFull):
         return ApiError(503, "overloaded", str(exc), {"Retry-After": str(exc.retry_after_s)})

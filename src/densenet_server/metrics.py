@@ -1,7 +1,8 @@
 """Prometheus metrics of the server: HTTP requests, batching, and where inference time goes.
 
-Each service owns its own registry (not prometheus_client's global one), so several apps in one process
-(tests) never collide. Under `serve`, several processes count (the HTTP fronts and the engine process):
+Each app owns its own registry (not prometheus_client's global one), so several apps in one process
+(tests) never collide. Everything about inference is labelled by the model's served name (ModelMetrics
+binds it), so that one server's several models count apart. Under `serve`, several processes count (the HTTP fronts and the engine process):
 then PROMETHEUS_MULTIPROC_DIR is set for all of them, every process writes its values there, and /metrics
 in any front adds them all up (prometheus_client's multiprocess mode); gauges say how processes combine.
 """
@@ -9,7 +10,6 @@ in any front adds them all up (prometheus_client's multiprocess mode); gauges sa
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
-__all__ = ["Metrics", "PROMETHEUS_CONTENT_TYPE"]
+__all__ = ["Metrics", "ModelMetrics", "PROMETHEUS_CONTENT_TYPE"]
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _BATCH_SIZE_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
@@ -48,45 +48,50 @@ class Metrics:
         )
         self.batch_size = Histogram(
             "densenet_inference_batch_size",
-            "Images in each forward pass of the dynamic batcher.",
+            "Images in each forward pass of the dynamic batcher, by model.",
+            ["model"],
             buckets=_BATCH_SIZE_BUCKETS,
             registry=registry,
         )
         self.stage_seconds = Histogram(
             "densenet_stage_duration_seconds",
             "Time spent per stage: preprocess (decode + resize of one image), batcher (one request's "
-            "wait in the queue plus its batch's forward pass), inference (one batch's forward pass).",
-            ["stage"],
+            "wait in the queue plus its batch's forward pass), inference (one batch's forward pass); by model.",
+            ["model", "stage"],
             buckets=_LATENCY_BUCKETS,
             registry=registry,
         )
         self.images_classified = Counter(
             "densenet_images_classified_total",
-            "Images that went through the model successfully.",
+            "Images that went through the model successfully, by model.",
+            ["model"],
             registry=registry,
         )
         self.image_errors = Counter(
             "densenet_image_errors_total",
-            "Images refused before inference, by error kind (invalid, unsupported format, too large).",
-            ["kind"],
+            "Images refused before inference, by model and error kind (invalid, unsupported format, too large).",
+            ["model", "kind"],
             registry=registry,
         )
         # Only the engine process sets these gauges; the fronts' zeros must not hide its values.
         self.queue_depth = Gauge(
             "densenet_queue_images",
-            "Images waiting in the batching queue.",
+            "Images waiting in the batching queue, by model.",
+            ["model"],
             registry=registry,
             multiprocess_mode="max",
         )
         self.model_load_seconds = Gauge(
             "densenet_model_load_seconds",
-            "Seconds it took to load and warm up the model (0 until loaded).",
+            "Seconds it took to load and warm up the model (0 until loaded), by model.",
+            ["model"],
             registry=registry,
             multiprocess_mode="max",
         )
         self.model_ready = Gauge(
             "densenet_model_ready",
-            "1 once the model is loaded and warm, else 0.",
+            "1 once the model is loaded and warm, else 0; by model.",
+            ["model"],
             registry=registry,
             multiprocess_mode="max",
         )
@@ -98,25 +103,8 @@ class Metrics:
             multiprocess_mode="max",
         )
 
-    def track_queue_depth(self, read_depth: Callable[[], int]) -> None:
-        """Read the depth when scraped (one process); the engine process sets it instead (set_queue_depth)."""
-        self.queue_depth.set_function(lambda: float(read_depth()))
-
-    def set_queue_depth(self, images: int) -> None:
-        self.queue_depth.set(images)
-
-    def observe_model_loaded(self, info: ModelInfo, seconds: float) -> None:
-        self.model_load_seconds.set(seconds)
-        self.model_info.labels(
-            info.name, info.backend, info.precision, info.device, info.weights.id,
-            str(info.weights.published).lower(),
-        ).set(1)
-        self.model_ready.set(1)
-
-    def observe_batch(self, batch_size: int, seconds: float) -> None:
-        """The Batcher's on_batch hook: called by its worker after each forward pass."""
-        self.batch_size.observe(batch_size)
-        self.stage_seconds.labels("inference").observe(seconds)
+    def for_model(self, model: str) -> ModelMetrics:
+        return ModelMetrics(self, model)
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
@@ -129,3 +117,36 @@ class Metrics:
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=directory)
         return generate_latest(registry)
+
+
+class ModelMetrics:
+    """The inference metrics of one model: ``metrics``' families with the model's label bound."""
+
+    def __init__(self, metrics: Metrics, model: str) -> None:
+        self.metrics = metrics
+        self.model = model
+
+    def image_refused(self, kind: str) -> None:
+        self.metrics.image_errors.labels(self.model, kind).inc()
+
+    def observe_stage(self, stage: str, seconds: float) -> None:
+        self.metrics.stage_seconds.labels(self.model, stage).observe(seconds)
+
+    def count_classified(self, images: int) -> None:
+        self.metrics.images_classified.labels(self.model).inc(images)
+
+    def set_queue_depth(self, images: int) -> None:
+        self.metrics.queue_depth.labels(self.model).set(images)
+
+    def observe_model_loaded(self, info: ModelInfo, seconds: float) -> None:
+        self.metrics.model_load_seconds.labels(self.model).set(seconds)
+        self.metrics.model_info.labels(
+            info.name, info.backend, info.precision, info.device, info.weights.id,
+            str(info.weights.published).lower(),
+        ).set(1)
+        self.metrics.model_ready.labels(self.model).set(1)
+
+    def observe_batch(self, batch_size: int, seconds: float) -> None:
+        """The Batcher's on_batch hook: called by its worker after each forward pass."""
+        self.metrics.batch_size.labels(self.model).observe(batch_size)
+        self.observe_stage("inference", seconds)

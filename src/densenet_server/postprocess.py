@@ -1,4 +1,4 @@
-"""Logits -> probabilities -> the top-k answer shape shared by every route."""
+"""Logits -> probabilities -> the answer lists shared by every route."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-NUM_CLASSES = 1000
+from .model_record import SIGMOID, ModelRecord
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -17,10 +17,30 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=-1, keepdims=True)
 
 
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """Each class's own probability (multi-label), in float64; stable for logits of either sign."""
+    values = logits.astype(np.float64)
+    return np.exp(-np.logaddexp(0.0, -values))
+
+
+def probabilities(logits: np.ndarray, record: ModelRecord) -> np.ndarray:
+    """What the record's output kind makes of a batch of logits [N, classes]."""
+    return sigmoid(logits) if record.output == SIGMOID else softmax(logits)
+
+
 def top_k(probabilities: np.ndarray, k: int, categories: Sequence[str]) -> list[dict[str, Any]]:
     """The k most probable classes of one image, most probable first (ties: lower index first)."""
     k = max(1, min(k, probabilities.shape[-1]))
     order = np.argsort(-probabilities, kind="stable")[:k]
-    return [
-        {"index": int(i), "label": categories[i], "probability": float(probabilities[i])} for i in order
-    ]
+    return [_entry(int(i), probabilities, categories) for i in order]
+
+
+def at_or_above(probabilities: np.ndarray, threshold: float, categories: Sequence[str]) -> list[dict[str, Any]]:
+    """Every class whose probability is at least ``threshold``, most probable first (multi-label)."""
+    chosen = np.flatnonzero(probabilities >= threshold)
+    order = chosen[np.argsort(-probabilities[chosen], kind="stable")]
+    return [_entry(int(i), probabilities, categories) for i in order]
+
+
+def _entry(index: int, probabilities: np.ndarray, categories: Sequence[str]) -> dict[str, Any]:
+    return {"index": index, "label": categories[index], "probability": float(probabilities[index])}

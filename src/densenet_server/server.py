@@ -1,9 +1,10 @@
-"""Production serving: one engine process owns the model; gunicorn's threaded workers are the HTTP fronts.
+"""Production serving: one engine process per model owns it; gunicorn's threaded workers are the HTTP fronts.
 
-The master (this process) starts the engine process, then gunicorn forks the fronts. Each front decodes
-and crops images in its request threads and sends the crops to the engine, which batches across all
-fronts (docs/architecture.md). The master watches the engine: if it dies, the server stops, so that a
-supervisor restarts the whole; and it stops the engine only after the fronts have drained.
+The master (this process) starts the engine processes (one per model of --models-file, else one), then
+gunicorn forks the fronts. Each front decodes and crops images in its request threads and sends the crops
+to the chosen model's engine, which batches across all fronts (docs/architecture.md). The master watches
+the engines: if one dies, the server stops, so that a supervisor restarts the whole; and it stops them only
+after the fronts have drained.
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ from .engine.paths import RunPaths
 from .engine.shared_state import SharedState
 from .layout import Layout, choose_layout
 from .malloc_tuning import tune_malloc
+from .models_file import model_settings
 
 if TYPE_CHECKING:
     from flask import Flask
 
-    from .service import InferenceService
+    from .served_models import ServedModels
 
 log = logging.getLogger(__name__)
 
@@ -91,23 +93,29 @@ class EngineWatchingArbiter(Arbiter):  # type: ignore[misc]
     """gunicorn's master, which also stops the server when the engine process has died."""
 
     def manage_workers(self) -> None:
-        engine = self.app.engine
-        if engine is not None and not engine.alive and not self.app.stopping_engine:
-            status = engine.exitcode
-            reason = "the model could not be loaded" if status == LOAD_FAILED else f"the engine process died ({status})"
-            raise HaltServer(reason, WORKER_BOOT_ERROR)
+        for name, engine in zip(self.app.model_names, self.app.engines):
+            if not engine.alive and not self.app.stopping_engine:
+                status = engine.exitcode
+                reason = (
+                    f"model {name} could not be loaded" if status == LOAD_FAILED
+                    else f"the engine process of model {name} died ({status})"
+                )
+                raise HaltServer(reason, WORKER_BOOT_ERROR)
         super().manage_workers()
 
 
 class GunicornServer(BaseApplication):  # type: ignore[misc]
-    def __init__(self, settings: Settings, layout: Layout, paths: RunPaths) -> None:
+    def __init__(self, settings: Settings, layout: Layout, paths: RunPaths, models: list[Settings]) -> None:
         self.settings = settings
         self.layout = layout
         self.paths = paths
-        self.engine: EngineProcess | None = None
+        # Each model's settings and its engine's files, the default model first.
+        self.models = [(each, paths.for_model(index)) for index, each in enumerate(models)]
+        self.model_names = [each.served_name() for each in models]
+        self.engines: list[EngineProcess] = []
         self.stopping_engine = False
-        # The worker's own service, once load() has built it in the worker process.
-        self.service: InferenceService | None = None
+        # The worker's own models, once load() has built them in the worker process.
+        self.service: ServedModels | None = None
         super().__init__()
 
     def load_config(self) -> None:
@@ -136,18 +144,22 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def _start_engine(self, _: Arbiter) -> None:
-        self.engine = start_engine(self.settings, self.paths, self.layout.to_dict())
+        for model, paths in self.models:
+            SharedState.create(paths.state, model.effective_max_queue_images())
+            self.engines.append(start_engine(model, paths, self.layout.to_dict()))
 
     def _forget_engine_control(self, _: Arbiter, __: Any) -> None:
-        """In a new front: only the master may keep the engine's control pipe open (see launcher)."""
-        if self.engine is not None:
-            self.engine.close_control()
+        """In a new front: only the master may keep the engines' control pipes open (see launcher)."""
+        for engine in self.engines:
+            engine.close_control()
 
     def _stop_engine(self, _: Arbiter) -> None:
-        """After the fronts have exited (their accepted requests answered): drain the engine, clean up."""
+        """After the fronts have exited (their accepted requests answered): drain the engines, clean up."""
         self.stopping_engine = True
-        if self.engine is not None:
-            self.engine.stop(self.settings.shutdown_grace_s)
+        for engine in self.engines:
+            engine.close_control()  # all at once: they drain side by side
+        for engine in self.engines:
+            engine.stop(self.settings.shutdown_grace_s)
         self.paths.remove()
 
     def load(self) -> Flask:
@@ -155,11 +167,19 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
         # in the engine process.
         from .app import create_app
         from .engine.client import RemoteEngine
+        from .metrics import Metrics
+        from .pixel_budget import PixelBudget
+        from .served_models import ServedModels
         from .service import InferenceService
 
         access_log.configure(self.settings.access_log)
-        self.service = InferenceService(
-            self.settings, RemoteEngine(self.paths), decoding_pixels=self.layout.decoding_pixels_per_front
+        metrics = Metrics()
+        budget = PixelBudget(self.layout.decoding_pixels_per_front)  # shared by this front's models
+        self.service = ServedModels(
+            [
+                InferenceService(model, RemoteEngine(paths), metrics=metrics, pixel_budget=budget)
+                for model, paths in self.models
+            ]
         )
         app = create_app(self.settings, self.service, self.layout)
         self.service.start(on_failure=_exit_worker)
@@ -177,10 +197,11 @@ def _forget_front_metrics(_: Arbiter, worker: Any) -> None:
 
 def serve(settings: Settings) -> None:
     settings, layout = choose_layout(settings)
+    models = model_settings(settings)
     log.info("usable CPUs: %d (%s)", layout.cpus.count, layout.cpus.source)
     log.info(
         "serving %s on %s:%d (images from %s)",
-        "densenet121",
+        ", ".join(model.served_name() for model in models),
         settings.host,
         settings.port,
         settings.images_dir.resolve(),
@@ -193,12 +214,11 @@ def serve(settings: Settings) -> None:
     paths.metrics.mkdir()
     # Before any process of the server imports prometheus_client: they all count into this folder.
     os.environ[MULTIPROCESS_DIR_ENV] = str(paths.metrics)
-    SharedState.create(paths.state, settings.max_queue_images)
     # Before gunicorn forks its workers and any thread starts, so that every allocation follows it.
     tune_malloc()
     master = os.getpid()
     try:
-        GunicornServer(settings, layout, paths).run()
+        GunicornServer(settings, layout, paths, models).run()
     finally:
         # The fronts are forked inside run(), and leave through here too: only the master cleans up.
         if os.getpid() == master:

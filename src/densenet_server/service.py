@@ -28,11 +28,11 @@ from .config import Settings
 from .decoding import ImageError, decode_image, image_pixels
 from .engine.base import DeviceDecodeRefused, Engine, ModelInfo, check_rows
 from .engine.local import LocalEngine
-from .metrics import Metrics
+from .metrics import Metrics, ModelMetrics
 from .nvjpeg_route import nvjpeg_can_decode
 from .pixel_budget import PixelBudget
-from .postprocess import softmax
-from .preprocess import RESIZE_SHORT_SIDE, crop
+from .postprocess import probabilities as output_probabilities
+from .preprocess import crop
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +43,25 @@ class NotReady(RuntimeError):
 
 class InferenceService:
     def __init__(
-        self, settings: Settings, engine: Engine | None = None, decoding_pixels: int | None = None
+        self,
+        settings: Settings,
+        engine: Engine | None = None,
+        decoding_pixels: int | None = None,
+        metrics: Metrics | None = None,
+        pixel_budget: PixelBudget | None = None,
     ) -> None:
-        """``decoding_pixels``: this process's share of --max-decoding-pixels (all of it by default)."""
+        """``settings``: the model's (models_file.py gives each model of a models file its own).
+        ``decoding_pixels``: this process's share of --max-decoding-pixels (all of it by default), unless
+        ``pixel_budget`` is given: one this process's models share. ``metrics``: the app's, shared by its
+        models (a new registry by default)."""
         self.settings = settings
-        self.metrics = Metrics()
-        self.engine: Engine = engine if engine is not None else LocalEngine(settings, self.metrics)
+        self.name = settings.served_name()  # known before the model is loaded: routes choose by it
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.model_metrics: ModelMetrics = self.metrics.for_model(self.name)
+        self.engine: Engine = engine if engine is not None else LocalEngine(settings, self.model_metrics)
         self._ready = threading.Event()  # set once the model is loaded and warm
         self._draining = False  # set on SIGTERM: finish what was accepted, and say "not ready"
-        self._pixel_budget = PixelBudget(decoding_pixels or settings.max_decoding_pixels)
-        self._reduce_to_short_side = RESIZE_SHORT_SIDE if settings.jpeg_draft else None
+        self._pixel_budget = pixel_budget or PixelBudget(decoding_pixels or settings.max_decoding_pixels)
         self.load_seconds: float | None = None
         # Decodes the images of one multi-image request in parallel (Pillow releases the GIL).
         self._decoders: ThreadPoolExecutor | None = None
@@ -167,38 +176,38 @@ class InferenceService:
         return list(self._decoders.map(prepare_or_error, images))
 
     def prepare(self, data: bytes) -> np.ndarray:
-        """Encoded image -> its uint8 crop [224, 224, 3]; raises decoding.ImageError for bad input."""
-        if not self.loaded:
-            raise NotReady("the model is not loaded yet; retry once GET /ready answers 200")
+        """Encoded image -> its uint8 crop [crop, crop, 3]; raises decoding.ImageError for bad input."""
+        preprocessing = self.info.record.preprocessing  # NotReady before the model is loaded
+        reduce_to_short_side = preprocessing.resize_size if self.settings.jpeg_draft else None
         # Overloaded: refuse now, before the decoding this image would cost is spent on it.
         self.engine.ensure_room(1)
         budget_wait_s = request_scope.remaining_s(self.settings.request_timeout_s)
         with self._pixel_budget.reserve(image_pixels(data), budget_wait_s):
             started = time.monotonic()
             try:
-                crops = crop(decode_image(data, self.settings.max_image_pixels, self._reduce_to_short_side))
+                image = decode_image(data, self.settings.max_image_pixels, reduce_to_short_side)
+                crops = crop(image, preprocessing)
             except ImageError as exc:
-                self.metrics.image_errors.labels(type(exc).__name__).inc()
+                self.model_metrics.image_refused(type(exc).__name__)
                 raise
-        self.metrics.stage_seconds.labels("preprocess").observe(time.monotonic() - started)
+        self.model_metrics.observe_stage("preprocess", time.monotonic() - started)
         return crops
 
     def probabilities(self, rows: np.ndarray) -> np.ndarray:
-        """uint8 crops [N, 224, 224, 3] or normalised float32 pixels [N, 3, 224, 224] -> softmax
-        probabilities [N, classes], batched with other requests'."""
-        check_rows(rows)
+        """uint8 crops [N, crop, crop, 3] or normalised float32 pixels [N, 3, crop, crop] -> probabilities
+        [N, classes] (softmax, or a sigmoid per class for a multi-label model), batched with other requests'."""
+        check_rows(rows, self.info.record.preprocessing)
         return self._timed_run(len(rows), lambda timeout_s: self.engine.run(rows, timeout_s))
 
     def _timed_run(self, count: int, run: Callable[[float], Completed]) -> np.ndarray:
-        """Softmax of what ``run`` (given the seconds left to the deadline) computes for ``count`` images."""
-        if not self.loaded:
-            raise NotReady("the model is not loaded yet; retry once GET /ready answers 200")
+        """Probabilities of what ``run`` (given the seconds left to the deadline) computes for ``count`` images."""
+        record = self.info.record  # NotReady before the model is loaded
         started = time.monotonic()
         completed = run(request_scope.remaining_s(self.settings.request_timeout_s))
         request_scope.note_batch(count, completed.batch_size)
-        self.metrics.stage_seconds.labels("batcher").observe(time.monotonic() - started)
-        self.metrics.images_classified.inc(len(completed.logits))
-        return softmax(completed.logits)
+        self.model_metrics.observe_stage("batcher", time.monotonic() - started)
+        self.model_metrics.count_classified(len(completed.logits))
+        return output_probabilities(completed.logits, record)
 
     def begin_shutdown(self) -> None:
         """Report not ready, so that load balancers send new requests elsewhere, but keep serving the

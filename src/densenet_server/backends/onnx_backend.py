@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from ..model_record import ModelRecord
 from ..weights import WeightsError, WeightsInfo, file_sha256
 from .base import FP32
 from .registry import ONNXRUNTIME
@@ -20,8 +21,10 @@ from .registry import ONNXRUNTIME
 # Keys of the ONNX file's metadata_props written by onnx_export.py.
 META_WEIGHTS = "densenet_server.weights"
 META_EXPORT = "densenet_server.export"
+META_RECORD = "densenet_server.record"
 # How exports are made; bumped whenever that changes, so cached exports of an older server are not reused.
-EXPORT_FORMAT = 1
+# 2: the model's record is in the metadata.
+EXPORT_FORMAT = 2
 OPSET = 18
 
 
@@ -40,16 +43,25 @@ class OnnxBackend:
             lambda batch, session=session: self._run(session, batch) for session in self._lane_sessions
         ]
         inputs, outputs = self._session.get_inputs(), self._session.get_outputs()
-        if len(inputs) != 1 or inputs[0].shape[1:] != [3, 224, 224] or outputs[0].shape[1:] != [1000]:
+        shape_in = inputs[0].shape[1:] if len(inputs) == 1 else []
+        shape_out = outputs[0].shape[1:] if len(outputs) == 1 else []
+        if (
+            len(shape_in) != 3 or shape_in[0] != 3 or shape_in[1] != shape_in[2] or not isinstance(shape_in[1], int)
+            or len(shape_out) != 1 or not isinstance(shape_out[0], int)
+        ):
             raise WeightsError(
-                f"{model_path} does not take [N, 3, 224, 224] pixels to [N, 1000] logits "
+                f"{model_path} does not take [N, 3, S, S] pixels to [N, classes] logits "
                 f"(inputs {[i.shape for i in inputs]}, outputs {[o.shape for o in outputs]})"
             )
+        self.input_shape: tuple[int, int, int] = (3, shape_in[1], shape_in[2])
+        self.classes: int = shape_out[0]
         self._input = inputs[0].name
         self._output = outputs[0].name
         metadata = self._session.get_modelmeta().custom_metadata_map
         self.export_info: dict[str, object] = json.loads(metadata.get(META_EXPORT, "{}"))
         self.weights = self._weights_info(model_path, metadata)
+        # The record of the model it holds (None: not made by `densenet-server export`, or by an older one).
+        self.record = ModelRecord.from_dict(json.loads(metadata[META_RECORD])) if META_RECORD in metadata else None
 
     @staticmethod
     def _weights_info(model_path: Path, metadata: dict[str, str]) -> WeightsInfo:

@@ -21,10 +21,10 @@ import onnx
 import torch
 from torch import nn
 
+from ..model_record import ModelRecord
 from ..postprocess import softmax
-from ..preprocess import INPUT_SHAPE
 from ..weights import WeightsInfo
-from .onnx_backend import EXPORT_FORMAT, META_EXPORT, META_WEIGHTS, OPSET, OnnxBackend
+from .onnx_backend import EXPORT_FORMAT, META_EXPORT, META_RECORD, META_WEIGHTS, OPSET, OnnxBackend
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +44,14 @@ class ExportReport:
     seconds: float
 
 
-def verification_batch() -> np.ndarray:
+def verification_batch(input_shape: tuple[int, int, int]) -> np.ndarray:
     """Fixed inputs in the range of normalised photos: a black image and seeded noise images."""
-    noise = np.random.default_rng(_VERIFY_SEED).normal(0.0, 1.0, (3, *INPUT_SHAPE)).astype(np.float32)
-    return np.concatenate([np.zeros((1, *INPUT_SHAPE), np.float32), noise])
+    noise = np.random.default_rng(_VERIFY_SEED).normal(0.0, 1.0, (3, *input_shape)).astype(np.float32)
+    return np.concatenate([np.zeros((1, *input_shape), np.float32), noise])
 
 
-def _write_onnx(module: nn.Module, target: Path) -> None:
-    example = torch.from_numpy(verification_batch()[:2])
+def _write_onnx(module: nn.Module, example_batch: np.ndarray, target: Path) -> None:
+    example = torch.from_numpy(example_batch[:2])
     # The TorchScript-based exporter: ~1 s for this model, where the dynamo exporter takes ~10 s, and
     # its graph runs as fast in ONNX Runtime (docs/performance.md). torch is pinned, so its deprecation
     # warning is not the user's concern.
@@ -69,16 +69,24 @@ def _write_onnx(module: nn.Module, target: Path) -> None:
         )
 
 
-def _add_metadata(path: Path, weights: WeightsInfo, report: dict[str, object]) -> None:
+def _add_metadata(path: Path, weights: WeightsInfo, record: ModelRecord, report: dict[str, object]) -> None:
     model = onnx.load(str(path))
     onnx.helper.set_model_props(
-        model, {META_WEIGHTS: json.dumps(weights.to_dict()), META_EXPORT: json.dumps(report)}
+        model,
+        {
+            META_WEIGHTS: json.dumps(weights.to_dict()),
+            META_RECORD: json.dumps(record.to_dict()),
+            META_EXPORT: json.dumps(report),
+        },
     )
     onnx.save(model, str(path))
 
 
-def export_onnx(module: nn.Module, weights: WeightsInfo, target: Path, threads: int = 1) -> ExportReport:
-    """Export ``module`` to ``target`` (atomically: the file appears only once verified)."""
+def export_onnx(
+    module: nn.Module, weights: WeightsInfo, record: ModelRecord, target: Path, threads: int = 1
+) -> ExportReport:
+    """Export ``module`` (the model ``record`` describes) to ``target`` (atomically: the file appears only
+    once verified)."""
     started = time.monotonic()
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary_name = tempfile.mkstemp(prefix=target.name + ".", suffix=".partial", dir=target.parent)
@@ -86,8 +94,8 @@ def export_onnx(module: nn.Module, weights: WeightsInfo, target: Path, threads: 
     temporary = Path(temporary_name)
     try:
         module = module.eval()
-        _write_onnx(module, temporary)
-        batch = verification_batch()
+        batch = verification_batch(record.preprocessing.input_shape)
+        _write_onnx(module, batch, temporary)
         with torch.inference_mode():
             expected = module(torch.from_numpy(batch)).numpy()
         actual = OnnxBackend(temporary, threads).predict(batch)
@@ -106,7 +114,7 @@ def export_onnx(module: nn.Module, weights: WeightsInfo, target: Path, threads: 
             "verified_max_probability_diff": probability_diff,
             "verified_max_logit_diff": logit_diff,
         }
-        _add_metadata(temporary, weights, report)
+        _add_metadata(temporary, weights, record, report)
         # mkstemp makes the file private; a model is read by whichever user serves it (the image's non-root uid).
         temporary.chmod(0o644)
         os.replace(temporary, target)

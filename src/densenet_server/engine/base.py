@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 import numpy as np
 
 from ..batching import Completed
-from ..preprocess import CROP_SHAPE, INPUT_SHAPE, normalize
+from ..model_record import ModelRecord, Preprocessing
+from ..preprocess import normalize
 from ..weights import WeightsInfo
 
 
@@ -26,27 +27,37 @@ class DeviceDecodeRefused(RuntimeError):
 class ModelInfo:
     """The model being served, as answers, v2 metadata and /metrics report it."""
 
-    name: str
+    record: ModelRecord
     weights: WeightsInfo
     backend: str
     precision: str
     device: str
-    categories: list[str]
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        return self.record.categories
 
     def to_dict(self) -> dict[str, Any]:
-        values = asdict(self)
-        values["weights"] = self.weights.to_dict()
-        return values
+        return {
+            "record": self.record.to_dict(),
+            "weights": self.weights.to_dict(),
+            "backend": self.backend,
+            "precision": self.precision,
+            "device": self.device,
+        }
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ModelInfo:
         return cls(
-            str(values["name"]),
+            ModelRecord.from_dict(values["record"]),
             WeightsInfo.from_dict(values["weights"]),
             str(values["backend"]),
             str(values["precision"]),
             str(values["device"]),
-            [str(label) for label in values["categories"]],
         )
 
 
@@ -77,7 +88,7 @@ class Engine(Protocol):
         ...
 
     def run(self, rows: np.ndarray, timeout_s: float) -> Completed:
-        """Logits of ``rows``: uint8 crops [N, 224, 224, 3] or normalised float32 pixels [N, 3, 224, 224]."""
+        """Logits of ``rows``: uint8 crops [N, crop, crop, 3] or normalised float32 pixels [N, 3, crop, crop]."""
         ...
 
     def run_jpegs(self, datas: Sequence[bytes], timeout_s: float) -> Completed:
@@ -90,19 +101,21 @@ class Engine(Protocol):
         ...
 
 
-def check_rows(rows: np.ndarray) -> None:
-    """ValueError unless ``rows`` is a non-empty batch of uint8 crops or of float32 pixels."""
-    expected = {np.dtype(np.uint8): CROP_SHAPE, np.dtype(np.float32): INPUT_SHAPE}.get(rows.dtype)
+def check_rows(rows: np.ndarray, preprocessing: Preprocessing) -> None:
+    """ValueError unless ``rows`` is a non-empty batch of uint8 crops or of float32 pixels of this size."""
+    expected = {
+        np.dtype(np.uint8): preprocessing.crop_shape, np.dtype(np.float32): preprocessing.input_shape
+    }.get(rows.dtype)
     if expected is None or rows.ndim != 4 or tuple(rows.shape[1:]) != expected or len(rows) == 0:
         raise ValueError(
-            f"expected uint8 crops [N, {', '.join(map(str, CROP_SHAPE))}] or float32 pixels "
-            f"[N, {', '.join(map(str, INPUT_SHAPE))}], got {rows.dtype} {list(rows.shape)}"
+            f"expected uint8 crops [N, {', '.join(map(str, preprocessing.crop_shape))}] or float32 pixels "
+            f"[N, {', '.join(map(str, preprocessing.input_shape))}], got {rows.dtype} {list(rows.shape)}"
         )
 
 
-def as_pixels(rows: np.ndarray) -> np.ndarray:
+def as_pixels(rows: np.ndarray, preprocessing: Preprocessing) -> np.ndarray:
     """The model's input for ``rows`` (see check_rows): crops are normalised, pixels pass through."""
-    check_rows(rows)
+    check_rows(rows, preprocessing)
     if rows.dtype == np.uint8:
-        return normalize(rows)
+        return normalize(rows, preprocessing)
     return np.ascontiguousarray(rows)

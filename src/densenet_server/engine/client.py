@@ -87,7 +87,7 @@ class RemoteEngine:
             self._announced.request_id = previous
 
     def run(self, rows: np.ndarray, timeout_s: float) -> Completed:
-        check_rows(rows)
+        check_rows(rows, self.info.record.preprocessing)
         return self._exchange(lambda request_id: protocol.infer(request_id, rows, timeout_s), timeout_s)
 
     def run_jpegs(self, datas: Sequence[bytes], timeout_s: float) -> Completed:

@@ -13,14 +13,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..model_record import Preprocessing
 from ..nvjpeg_route import within_size_limits
 from .base import DeviceDecodeRefused
 
 log = logging.getLogger(__name__)
 
 
-def device_crops(datas: Sequence[bytes], device: str, max_pixels: int) -> np.ndarray:
-    """uint8 crops [N, 224, 224, 3] in host memory, decoded on ``device``; raises DeviceDecodeRefused."""
+def device_crops(datas: Sequence[bytes], device: str, max_pixels: int, preprocessing: Preprocessing) -> np.ndarray:
+    """uint8 crops [N, crop, crop, 3] in host memory, decoded on ``device``; raises DeviceDecodeRefused."""
     # The fronts apply the limits; this second check keeps a misbehaving one from spending device memory.
     oversized = [index for index, data in enumerate(datas) if not within_size_limits(data, max_pixels)]
     if oversized:
@@ -30,7 +31,7 @@ def device_crops(datas: Sequence[bytes], device: str, max_pixels: int) -> np.nda
     except ImportError as exc:
         raise DeviceDecodeRefused(f"this engine cannot decode JPEGs ({exc})") from exc
     try:
-        return gpu_decode.host_crops(datas, device)
+        return gpu_decode.host_crops(datas, device, preprocessing)
     except gpu_decode.UndecodedImages as exc:
         raise DeviceDecodeRefused(f"the decoder on {device} refused image(s) {exc.indices}") from exc
     except Exception as exc:  # noqa: BLE001 - out of device memory, a driver error...: the CPU path still answers

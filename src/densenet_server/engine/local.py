@@ -12,16 +12,16 @@ import numpy as np
 from ..backends import Backend, load_backend
 from ..batching import Batcher, Completed
 from ..config import Settings
-from ..metrics import Metrics
-from ..preprocess import INPUT_SHAPE
-from ..weights import CATEGORIES, MODEL_NAME
+from ..metrics import ModelMetrics
+from ..model_record import ModelRecord
+from ..weights import WeightsInfo
 from .base import ModelInfo, as_pixels
 from .jpegs import device_crops
 
 log = logging.getLogger(__name__)
 
 
-def warm_up(backend: Backend) -> None:
+def warm_up(backend: Backend, input_shape: tuple[int, int, int]) -> None:
     """Run what the first real requests would otherwise pay for: lazy initialisation (ONNX Runtime and
     oneDNN prepare kernels per input shape), or the backend's own warm-up (CUDA graph capture)."""
     own_warm_up: Callable[[], None] | None = getattr(backend, "warm_up", None)
@@ -30,25 +30,18 @@ def warm_up(backend: Backend) -> None:
         return
     for predict in (backend.predict, *backend.lane_predicts):
         for size in (1, 2):
-            predict(np.zeros((size, *INPUT_SHAPE), dtype=np.float32))
+            predict(np.zeros((size, *input_shape), dtype=np.float32))
 
 
-def model_info(backend: Backend, weights_info: object) -> ModelInfo:
-    return ModelInfo(
-        MODEL_NAME,
-        weights_info,  # type: ignore[arg-type]
-        backend.name,
-        backend.precision,
-        getattr(backend, "device", "cpu"),
-        CATEGORIES,
-    )
+def model_info(backend: Backend, weights: WeightsInfo, record: ModelRecord) -> ModelInfo:
+    return ModelInfo(record, weights, backend.name, backend.precision, getattr(backend, "device", "cpu"))
 
 
 class LocalEngine:
     def __init__(
         self,
         settings: Settings,
-        metrics: Metrics | None = None,
+        metrics: ModelMetrics | None = None,
         on_queue_change: Callable[[int], None] | None = None,
     ) -> None:
         self.settings = settings
@@ -83,8 +76,8 @@ class LocalEngine:
         settings = self.settings
         loaded = load_backend(settings)
         backend = loaded.backend
-        warm_up(backend)
-        self._info = model_info(backend, loaded.weights)
+        warm_up(backend, loaded.record.preprocessing.input_shape)
+        self._info = model_info(backend, loaded.weights, loaded.record)
         self._batcher = Batcher(
             backend.predict,
             max_batch_size=settings.effective_max_batch_size(),
@@ -98,8 +91,8 @@ class LocalEngine:
         if self.metrics is not None:
             self.metrics.observe_model_loaded(self._info, self.load_seconds)
         log.info(
-            "model ready in %.2f s (backend %s, %s, device %s)",
-            self.load_seconds, backend.name, backend.precision, self._info.device,
+            "model %s ready in %.2f s (backend %s, %s, device %s)",
+            self._info.name, self.load_seconds, backend.name, backend.precision, self._info.device,
         )
 
     def _queue_changed(self, queued_images: int) -> None:
@@ -116,11 +109,11 @@ class LocalEngine:
         return self._batcher.expecting(count) if self._batcher is not None else contextlib.nullcontext()
 
     def run(self, rows: np.ndarray, timeout_s: float) -> Completed:
-        return self.batcher.run(as_pixels(rows), timeout_s)
+        return self.batcher.run(as_pixels(rows, self.info.record.preprocessing), timeout_s)
 
     def decode_jpegs(self, datas: Sequence[bytes]) -> np.ndarray:
         """uint8 crops of JPEGs decoded on the model's device (engine/jpegs.py); raises DeviceDecodeRefused."""
-        return device_crops(datas, self.info.device, self.settings.max_image_pixels)
+        return device_crops(datas, self.info.device, self.settings.max_image_pixels, self.info.record.preprocessing)
 
     def run_jpegs(self, datas: Sequence[bytes], timeout_s: float) -> Completed:
         started = time.monotonic()

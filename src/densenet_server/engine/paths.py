@@ -17,6 +17,12 @@ class RunPaths:
         # Private (mode 0700): whoever can reach the socket can run the model.
         return cls(Path(tempfile.mkdtemp(prefix="densenet-server-")))
 
+    def for_model(self, index: int) -> RunPaths:
+        """The files of the engine process of a server's ``index``-th model (one engine per model)."""
+        folder = self.folder / f"model-{index}"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        return RunPaths(folder)
+
     @property
     def socket(self) -> Path:
         return self.folder / "engine.sock"

@@ -46,7 +46,7 @@ def run_engine(settings: Settings, paths: RunPaths, layout: dict[str, Any], cont
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [engine]: %(message)s"))
     tune_malloc()
     state = SharedState(paths.state)
-    engine = LocalEngine(settings, Metrics(), on_queue_change=lambda queued: _publish_queue(state, engine, queued))
+    engine = LocalEngine(settings, Metrics().for_model(settings.served_name()), on_queue_change=lambda queued: _publish_queue(state, engine, queued))
     server = EngineServer(engine, paths)
     try:
         engine.load()
@@ -145,7 +145,8 @@ class FrontConnection:
         try:
             rows, decoding_s = self._rows(message)
             # The front's deadline kept running while this thread decoded the request's JPEGs.
-            pending = batcher.enqueue(as_pixels(rows), message.seconds - decoding_s, announcement)
+            pixels = as_pixels(rows, self._engine.info.record.preprocessing)
+            pending = batcher.enqueue(pixels, message.seconds - decoding_s, announcement)
         except DeviceDecodeRefused as exc:
             self._send(protocol.error(request_id, protocol.ErrorCode.UNDECODED, str(exc)))
         except QueueFull as exc:
@@ -167,7 +168,7 @@ class FrontConnection:
         device's decoder; a full queue refuses them first, as a front refuses before it decodes.
         """
         if not protocol.carries_jpegs(message):
-            return protocol.rows_of(message), 0.0
+            return protocol.rows_of(message, self._engine.info.record.preprocessing), 0.0
         datas = protocol.jpegs_of(message)
         self._engine.batcher.ensure_room(len(datas))
         started = time.monotonic()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..preprocess import CROP_SHAPE, INPUT_SHAPE
+from ..model_record import Preprocessing
 
 
 class Kind(enum.IntEnum):
@@ -28,8 +28,8 @@ class Kind(enum.IntEnum):
 
 
 class RowsType(enum.IntEnum):
-    CROPS = 1  # uint8 [N, 224, 224, 3]
-    PIXELS = 2  # float32 [N, 3, 224, 224]
+    CROPS = 1  # uint8 [N, crop, crop, 3]
+    PIXELS = 2  # float32 [N, 3, crop, crop]
     JPEG = 3  # N encoded JPEGs: N little-endian uint32 lengths, then the images' bytes, in order
 
 
@@ -43,7 +43,6 @@ class ErrorCode(enum.IntEnum):
 
 
 _HEADER = struct.Struct("<BQIdI")  # kind, id, count, seconds, aux
-_ROWS = {RowsType.CROPS: (np.uint8, CROP_SHAPE), RowsType.PIXELS: (np.float32, INPUT_SHAPE)}
 _JPEG_LENGTH = np.dtype("<u4")
 
 
@@ -94,12 +93,17 @@ def carries_jpegs(message: Message) -> bool:
     return message.aux == RowsType.JPEG
 
 
-def rows_of(message: Message) -> np.ndarray:
-    """The rows an INFER message of crops or pixels carries (a read-only view of its payload)."""
+def rows_of(message: Message, preprocessing: Preprocessing) -> np.ndarray:
+    """The rows an INFER message of crops or pixels carries (a read-only view of its payload), for the
+    model whose input ``preprocessing`` describes."""
     if carries_jpegs(message):
         raise ProtocolViolation("JPEG rows are encoded images, not an array (see jpegs_of)")
+    rows = {
+        RowsType.CROPS: (np.uint8, preprocessing.crop_shape),
+        RowsType.PIXELS: (np.float32, preprocessing.input_shape),
+    }
     try:
-        dtype, shape = _ROWS[RowsType(message.aux)]
+        dtype, shape = rows[RowsType(message.aux)]
     except ValueError:
         raise ProtocolViolation(f"unknown rows type {message.aux}") from None
     expected = message.count * int(np.prod(shape)) * np.dtype(dtype).itemsize

@@ -7,7 +7,7 @@ from typing import Any
 from flask import current_app, request
 
 from ..errors import ApiError
-from ..postprocess import NUM_CLASSES
+from ..served_models import ServedModels
 from ..service import InferenceService
 
 DEFAULT_TOP_K = 5
@@ -15,8 +15,17 @@ DEFAULT_TOP_K = 5
 UNMATCHED_ROUTE = "<unmatched>"
 
 
+MODEL_PARAM = "model"
+
+
+def models() -> ServedModels:
+    return current_app.extensions["densenet_models"]
+
+
 def service() -> InferenceService:
-    return current_app.extensions["densenet_service"]
+    """The model this request asks for with ?model=NAME (the default model without it); UnknownModel
+    (404) for a name the server does not serve."""
+    return models().get(request.args.get(MODEL_PARAM))
 
 
 def layout() -> dict[str, Any] | None:
@@ -29,7 +38,8 @@ def route_label() -> str:
     return request.url_rule.rule if request.url_rule is not None else UNMATCHED_ROUTE
 
 
-def top_k_param() -> int:
+def top_k_param(classes: int) -> int:
+    """?top_k=, from 1 to the model's number of ``classes`` (DEFAULT_TOP_K without it)."""
     raw = request.args.get("top_k")
     if raw is None:
         return DEFAULT_TOP_K
@@ -37,6 +47,6 @@ def top_k_param() -> int:
         value = int(raw)
     except ValueError:
         value = 0
-    if not 1 <= value <= NUM_CLASSES:
-        raise ApiError(400, "invalid_argument", f"top_k must be an integer from 1 to {NUM_CLASSES}, got {raw!r}")
+    if not 1 <= value <= classes:
+        raise ApiError(400, "invalid_argument", f"top_k must be an integer from 1 to {classes}, got {raw!r}")
     return value
