@@ -20,9 +20,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from densenet_server import bench_images
-from densenet_server.bench import LOAD_GENERATORS, BenchOptions, Scenario, client_cpu_cell, describe_load_generator, drive, upload_requests
-from densenet_server.local_server import LocalServer
+from densenet_server.tooling import bench_images
+from densenet_server.tooling.bench import LOAD_GENERATORS, BenchOptions, Scenario, client_cpu_cell, describe_load_generator, drive, upload_requests
+from densenet_server.tooling.local_server import LocalServer
 
 
 def _row(server: str, scenario: Scenario) -> str:

@@ -89,10 +89,10 @@ def _bench_extra_missing(command: str, exc: ImportError) -> int:
 
 def _bench(settings: Settings, args: argparse.Namespace) -> int:
     try:
-        from .bench import BenchOptions, run_bench
+        from .tooling.bench import BenchOptions, run_bench
     except ImportError as exc:
         return _bench_extra_missing("the benchmark", exc)
-    from .wrk import WrkMissing
+    from .tooling.wrk import WrkMissing
 
     options = BenchOptions(
         photos_dirs=args.photos, concurrencies=args.concurrency, duration_s=args.duration_s, include_bf16=args.bf16,
@@ -111,7 +111,7 @@ def _bench(settings: Settings, args: argparse.Namespace) -> int:
 
 def _soak(settings: Settings, args: argparse.Namespace) -> int:
     try:
-        from .soak import run_from_cli
+        from .tooling.soak import run_from_cli
     except ImportError as exc:
         return _bench_extra_missing("the soak", exc)
     return run_from_cli(settings, args)

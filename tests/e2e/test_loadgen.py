@@ -11,7 +11,7 @@ import pytest
 from flask import Flask, request
 from werkzeug.serving import make_server
 
-from densenet_server.loadgen import CONNECTION_ERROR, DISCONNECTED, RequestSpec, run_load, run_rate_async
+from densenet_server.tooling.loadgen import CONNECTION_ERROR, DISCONNECTED, RequestSpec, run_load, run_rate_async
 from support.server_process import free_port
 
 

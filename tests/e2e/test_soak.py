@@ -10,8 +10,8 @@ from pathlib import Path
 from support.server_process import server_command
 
 from densenet_server.config import Settings
-from densenet_server.loadgen import CONNECTION_ERROR, DISCONNECTED, LoadResult
-from densenet_server.soak import Interval, Shutdown, SoakOptions, SoakReport, format_report
+from densenet_server.tooling.loadgen import CONNECTION_ERROR, DISCONNECTED, LoadResult
+from densenet_server.tooling.soak import Interval, Shutdown, SoakOptions, SoakReport, format_report
 
 REPO_IMAGES = Path(__file__).resolve().parents[2] / "images"
 

@@ -16,7 +16,7 @@ from unittest import mock
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from densenet_server import local_server
+from densenet_server.tooling import local_server
 from support import gated_launcher
 from support.server_process import ServerProcess
 from support.waiting import wait_until

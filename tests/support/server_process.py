@@ -1,4 +1,4 @@
-"""The real server as a subprocess on 127.0.0.1 (densenet_server.local_server), with requests helpers."""
+"""The real server as a subprocess on 127.0.0.1 (densenet_server.tooling.local_server), with requests helpers."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import requests
 
-from densenet_server.local_server import LocalServer, free_port, server_command
+from densenet_server.tooling.local_server import LocalServer, free_port, server_command
 
 __all__ = ["ServerProcess", "free_port", "server_command"]
 

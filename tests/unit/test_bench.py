@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from densenet_server import agreement
-from densenet_server.bench import BenchOptions, _server_environment, measure_raw, run_bench
 from densenet_server.config import Settings, load_settings
+from densenet_server.tooling import agreement
+from densenet_server.tooling.bench import BenchOptions, _server_environment, measure_raw, run_bench
 
 REPO_IMAGES = Path(__file__).resolve().parents[2] / "images"
 

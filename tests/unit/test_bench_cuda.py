@@ -7,12 +7,12 @@ from collections import Counter
 import pytest
 import torch
 
-from densenet_server.bench import BenchOptions, RawResult, Scenario, format_report, run_bench
-from densenet_server.bench_cuda import CUDA_BATCH_SIZES, cuda_label
 from densenet_server.cli import main
 from densenet_server.config import Settings
 from densenet_server.device import DeviceError
-from densenet_server.loadgen import LoadResult
+from densenet_server.tooling.bench import BenchOptions, RawResult, Scenario, format_report, run_bench
+from densenet_server.tooling.bench_cuda import CUDA_BATCH_SIZES, cuda_label
+from densenet_server.tooling.loadgen import LoadResult
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 

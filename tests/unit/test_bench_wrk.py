@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from densenet_server.bench import (
+from densenet_server.config import Settings
+from densenet_server.tooling.bench import (
     BenchOptions, RequestCycle, Scenario, client_cpu_cell, describe_load_generator, drive, format_report,
 )
-from densenet_server.config import Settings
-from densenet_server.loadgen import CONNECTION_ERROR, DISCONNECTED, TIMEOUT, LoadResult, RequestSpec
-from densenet_server.wrk import NON_2XX, WrkMissing, find_wrk, lua_script, parse_output, run_wrk, threads_for
+from densenet_server.tooling.loadgen import CONNECTION_ERROR, DISCONNECTED, TIMEOUT, LoadResult, RequestSpec
+from densenet_server.tooling.wrk import NON_2XX, WrkMissing, find_wrk, lua_script, parse_output, run_wrk, threads_for
 
 # Real outputs of wrk 4.1.0 (Debian 4.1.0-3+b2), captured against a small local HTTP server.
 ALL_OK = """\

@@ -12,11 +12,11 @@ from support.hostile_corpus import encode, gradient
 from support.image_kinds import SEED, chosen_photos, reference_rgb, torchvision_input, twelve_mp_jpeg
 from support.paths import SHARED_LABELLED
 
-from densenet_server.agreement import compare, probabilities
 from densenet_server.classifier import build_classifier
 from densenet_server.config import Settings, load_settings
 from densenet_server.decoding import decode_image
 from densenet_server.preprocess import RESIZE_SHORT_SIDE
+from densenet_server.tooling.agreement import compare, probabilities
 
 LIMIT = Settings().max_image_pixels
 LARGE_JPEGS = 4

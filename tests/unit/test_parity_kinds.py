@@ -12,11 +12,11 @@ from PIL import Image
 from support.image_kinds import Kind, build_kinds, reference_rgb, torchvision_input, torchvision_probabilities
 from torch import nn
 
-from densenet_server.agreement import probabilities
 from densenet_server.classifier import build_classifier
 from densenet_server.config import Settings
 from densenet_server.decoding import decode_image
 from densenet_server.preprocess import preprocess
+from densenet_server.tooling.agreement import probabilities
 
 # The preprocessing is bit-identical to torchvision's, so the inputs are equal; what remains is the
 # backends' float32 arithmetic (batch size, kernel order).

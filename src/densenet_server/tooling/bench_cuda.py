@@ -14,14 +14,14 @@ from collections.abc import Callable, MutableMapping, Sequence
 import numpy as np
 import torch
 
+from ..backends.cuda_backend import CudaBackend
+from ..backends.loading import LoadedBackend
+from ..classifier import Classifier
+from ..config import Settings
+from ..model import load_model
+from ..precision import CUDA_PRECISIONS
 from . import agreement
-from .backends.cuda_backend import CudaBackend
-from .backends.loading import LoadedBackend
 from .bench import RawResult, measure_raw
-from .classifier import Classifier
-from .config import Settings
-from .model import load_model
-from .precision import CUDA_PRECISIONS
 
 # Powers of two, so that each is a captured bucket: a batch of 256 runs in the 256 graph, not padded.
 CUDA_BATCH_SIZES = (1, 8, 32, 64, 128, 256)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .classifier import Classifier
+from ..classifier import Classifier
 
 
 @dataclass(frozen=True)

@@ -32,9 +32,9 @@ from pathlib import Path
 import numpy as np
 import psutil
 
+from ..config import Settings
 from . import bench_images
 from .bench import _server_environment, upload_requests  # the benchmark's: same server, same uploads
-from .config import Settings
 from .loadgen import (
     CONNECTION_ERROR,
     DISCONNECTED,

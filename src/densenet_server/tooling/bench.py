@@ -34,21 +34,21 @@ from pathlib import Path
 
 import numpy as np
 
+from ..backends import load_backend
+from ..backends.base import Backend
+from ..backends.loading import chosen_backend, serving_device
+from ..backends.registry import NAMES, ONNXRUNTIME, TORCH
+from ..classifier import Classifier
+from ..config import Settings, env_name
+from ..decoding import decode_image
+from ..device import CPU, device_kind, is_cuda
+from ..layout import Layout, choose_layout
+from ..precision import BF16, FP32, effective_precision
+from ..preprocess import preprocess
 from . import agreement, bench_images
-from .backends import load_backend
-from .backends.base import Backend
-from .backends.loading import chosen_backend, serving_device
-from .backends.registry import NAMES, ONNXRUNTIME, TORCH
-from .classifier import Classifier
-from .config import Settings, env_name
-from .decoding import decode_image
-from .device import CPU, device_kind, is_cuda
-from .layout import Layout, choose_layout
 from .loadgen import LoadResult, RequestSpec, run_load
-from .wrk import find_wrk, max_threads, run_wrk, wrk_version
 from .local_server import LocalServer
-from .precision import BF16, FP32, effective_precision
-from .preprocess import preprocess
+from .wrk import find_wrk, max_threads, run_wrk, wrk_version
 
 RAW_BATCH_SIZES = (1, 2, 4, 8, 16)
 REFERENCE = f"{TORCH.name} {FP32}"
@@ -213,7 +213,7 @@ def describe_load_generator(generator: str) -> str:
     if generator == "wrk":
         return f"{wrk_version(find_wrk())} (closed loop; threads: min(connections, {max_threads()}))"
     if generator == "python":
-        return "python (densenet_server.loadgen: httpx on one asyncio event loop, in the benchmark's process)"
+        return "python (densenet_server.tooling.loadgen: httpx on one asyncio event loop, in the benchmark's process)"
     raise ValueError(f"unknown load generator {generator!r}; one of {', '.join(LOAD_GENERATORS)}")
 
 
