@@ -17,7 +17,6 @@ from support.paths import REPO_IMAGES, SHARED_LABELLED
 from support.random_weights import write_checkpoint
 from support.server_process import ServerProcess
 
-from densenet_server.app import create_app
 from densenet_server.config import Settings
 from densenet_server.service import InferenceService
 
@@ -92,6 +91,8 @@ def inference_service(checkpoint_path: Path, images_dir: Path, _export_cache: Pa
 def app_client(inference_service: InferenceService) -> FlaskClient:
     """Flask's test client on the app of a loaded service: the routes without gunicorn or a socket, so
     request validation is tested fast and a failure points at the route, not at the process."""
+    from densenet_server.app import create_app  # here, so that the model path's unit tests never import the routes
+
     return create_app(inference_service.settings, inference_service).test_client()
 
 

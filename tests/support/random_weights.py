@@ -1,4 +1,5 @@
-"""A seeded random DenseNet-121 checkpoint in the published file's legacy format, for tests and demos.
+"""A seeded random checkpoint of a torchvision classifier, for tests and demos: DenseNet-121 by default,
+in the published file's legacy format; any other architecture, or another class count, on request.
 
 Its predictions mean nothing. It exists because the real weights cannot be downloaded on the machines
 that run the tests; correctness is shown by parity with torchvision's reference pipeline instead.
@@ -7,7 +8,7 @@ A plain random init gives near-uniform probabilities (max about 0.002), so a 1e-
 little. The classifier is therefore scaled and its bias centred on the mean logit of a few photos (still
 an ordinary linear layer), which makes the probabilities peaked and different from photo to photo.
 
-Usage: python tests/support/random_weights.py OUT.pth [PHOTO ...]
+Usage: python tests/support/random_weights.py OUT.pth [PHOTO ...]  (DenseNet-121)
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 from torch import nn
-from torchvision.models import DenseNet121_Weights, densenet121
+from torchvision.models import get_model, get_model_weights
 
 SEED = 20261124
 # Standard deviation of the centred logits across classes: large enough for peaked probabilities.
@@ -29,29 +30,46 @@ _MODERN_KEY = re.compile(r"^(.*denselayer\d+\.)(norm|relu|conv)([12])\.(weight|b
 DEFAULT_PHOTOS = sorted((Path(__file__).resolve().parents[2] / "images").glob("*.jpg"))
 
 
-def _features(model: nn.Module, photos: Sequence[Path]) -> torch.Tensor:
-    transform = DenseNet121_Weights.IMAGENET1K_V1.transforms()
+DENSENET121 = "densenet121"
+
+
+def output_layer(model: nn.Module) -> nn.Linear:
+    """The classifier head: torchvision registers it last, after every other linear layer."""
+    return [layer for layer in model.modules() if isinstance(layer, nn.Linear)][-1]
+
+
+def _features(model: nn.Module, photos: Sequence[Path], architecture: str) -> torch.Tensor:
+    """What the output layer receives for the photos, through the architecture's reference transform."""
+    transform = get_model_weights(architecture).DEFAULT.transforms()
     batch = torch.stack([transform(Image.open(p).convert("RGB")) for p in photos])
-    with torch.inference_mode():
-        maps = torch.relu(model.features(batch))
-        return torch.flatten(nn.functional.adaptive_avg_pool2d(maps, 1), 1)
+    seen: list[torch.Tensor] = []
+    hook = output_layer(model).register_forward_pre_hook(lambda _layer, inputs: seen.append(inputs[0]))
+    try:
+        with torch.inference_mode():
+            model(batch)
+    finally:
+        hook.remove()
+    return seen[0].clone()
 
 
-def make_model(photos: Sequence[Path] = DEFAULT_PHOTOS, seed: int = SEED) -> nn.Module:
+def make_model(
+    photos: Sequence[Path] = DEFAULT_PHOTOS, seed: int = SEED, architecture: str = DENSENET121, num_classes: int = 1000
+) -> nn.Module:
     torch.manual_seed(seed)
-    model = densenet121(weights=None).eval()
+    model = get_model(architecture, weights=None, num_classes=num_classes).eval()
     # Random BatchNorm statistics, so the features are not those of a freshly initialised network.
     for module in model.modules():
         if isinstance(module, nn.BatchNorm2d):
             module.running_mean.uniform_(-0.1, 0.1)
             module.running_var.uniform_(0.8, 1.2)
-    features = _features(model, photos)
+    features = _features(model, photos, architecture)
+    head = output_layer(model)
     with torch.no_grad():
-        weight = model.classifier.weight
+        weight = head.weight
         centred_logits = (features - features.mean(dim=0)) @ weight.T
         scale = TARGET_LOGIT_STD / centred_logits.std(dim=1).mean()
         weight.mul_(scale)
-        model.classifier.bias.copy_(-(features.mean(dim=0) @ weight.T))
+        head.bias.copy_(-(features.mean(dim=0) @ weight.T))
     return model
 
 
@@ -64,10 +82,18 @@ def legacy_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     }
 
 
-def write_checkpoint(path: Path, photos: Sequence[Path] = DEFAULT_PHOTOS, seed: int = SEED) -> nn.Module:
-    model = make_model(photos, seed)
+def write_checkpoint(
+    path: Path,
+    photos: Sequence[Path] = DEFAULT_PHOTOS,
+    seed: int = SEED,
+    architecture: str = DENSENET121,
+    num_classes: int = 1000,
+) -> nn.Module:
+    """Writes the model's state dict (a DenseNet's in the published legacy keys) and returns the model."""
+    model = make_model(photos, seed, architecture, num_classes)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(legacy_state_dict(model), path)
+    legacy = architecture.startswith("densenet")
+    torch.save(legacy_state_dict(model) if legacy else model.state_dict(), path)
     return model
 
 

@@ -14,7 +14,13 @@ from densenet_server.config import Settings, load_settings
 # Every default, written out here rather than read from Settings: the loader must produce these, and a
 # changed default fails this test until it is changed here too (and in the README's table).
 DEFAULTS = {
+    "model": "densenet121",
+    "model_name": None,
     "weights": None,
+    "labels": None,
+    "multi_label": False,
+    "threshold": 0.5,
+    "models_file": None,
     "weights_sha256": None,
     "threads": 0,
     "parallel_passes": 0,
@@ -52,6 +58,25 @@ def test_environment_overrides_defaults() -> None:
     assert settings.port == 5001
     assert settings.weights == Path("/w.pth")
     assert settings.max_batch_wait_ms == 2.5
+
+
+def test_the_model_settings_come_from_the_environment() -> None:
+    settings = load_settings(
+        {},
+        environ={
+            "DENSENET_MODEL": "resnet50", "DENSENET_LABELS": "/labels.txt", "DENSENET_MULTI_LABEL": "true",
+            "DENSENET_THRESHOLD": "0.3",
+        },
+    )
+    assert (settings.model, settings.labels, settings.multi_label, settings.threshold) == (
+        "resnet50", Path("/labels.txt"), True, 0.3
+    )
+
+
+def test_the_served_name_is_the_model_name_else_the_model() -> None:
+    assert Settings().served_name() == "densenet121"
+    assert Settings(model="resnet50").served_name() == "resnet50"
+    assert Settings(model="resnet50", model_name="xray").served_name() == "xray"
 
 
 def test_flags_override_environment() -> None:
@@ -103,6 +128,9 @@ def invalid(*rules: str) -> str:
         ({"DENSENET_ONNX_MODEL": "m.onnx", "DENSENET_WEIGHTS": "w.pth"},
          invalid("give either weights or onnx_model: an ONNX export already holds its weights")),
         ({"DENSENET_ONNX_MODEL": "m.onnx", "DENSENET_BACKEND": "torch"}, invalid("onnx_model is served by the onnxruntime backend in fp32")),
+        ({"DENSENET_THRESHOLD": "0"}, invalid("threshold must be between 0 and 1")),
+        ({"DENSENET_THRESHOLD": "1"}, invalid("threshold must be between 0 and 1")),
+        ({"DENSENET_THRESHOLD": "half"}, "threshold: cannot read 'half' as float"),
     ],
 )
 def test_invalid_values_are_refused(environ: dict[str, str], message: str) -> None:
