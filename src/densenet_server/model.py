@@ -18,7 +18,13 @@ from torchvision.models import get_model, get_weight
 
 from .model_catalog import with_class_count
 from .model_record import DENSENET121, ModelRecord
-from .weights import WeightsError, WeightsInfo, local_weights_info, published_weights_info
+from .weights import (
+    WeightsError,
+    WeightsInfo,
+    local_weights_info,
+    published_weights_info,
+    unpublished_weights_info,
+)
 
 __all__ = ["LoadedModel", "WeightsError", "load_model", "load_local_weights", "remap_legacy_keys"]
 
@@ -108,7 +114,11 @@ def load_local_weights(
         module.load_state_dict(state_dict, strict=True)
     except RuntimeError as exc:
         raise WeightsError(f"{path} is not a {record.architecture} state dict: {exc}") from exc
-    return LoadedModel(_for_inference(module), with_class_count(record, classes), info)
+    counted = with_class_count(record, classes)
+    if not info.published:
+        # Classes of its own: the warning speaks of them, not of ImageNet's (an export stores it).
+        info = unpublished_weights_info(counted, info.id, info.sha256)
+    return LoadedModel(_for_inference(module), counted, info)
 
 
 def load_published_weights(record: ModelRecord = DENSENET121) -> LoadedModel:
