@@ -16,6 +16,7 @@ from torch import nn
 from support.paths import REPO_IMAGES, SHARED_LABELLED
 from support.random_weights import write_checkpoint
 from support.server_process import ServerProcess
+from support.several_models import SecondModel, write_second_model
 
 from densenet_server.config import Settings
 from densenet_server.service import InferenceService
@@ -32,6 +33,12 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, nn.Modul
 @pytest.fixture(scope="session")
 def checkpoint_path(checkpoint: tuple[Path, nn.Module]) -> Path:
     return checkpoint[0]
+
+
+@pytest.fixture(scope="session")
+def second_model(tmp_path_factory: pytest.TempPathFactory) -> SecondModel:
+    """A second model to serve beside DenseNet-121: ResNet-18, 14 labelled classes, multi-label."""
+    return write_second_model(tmp_path_factory.mktemp("second-model"))
 
 
 @pytest.fixture(scope="session")

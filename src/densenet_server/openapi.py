@@ -1,18 +1,20 @@
 """The OpenAPI 3.1 document of every route, served at /openapi.json and rendered by /docs.
 
 Written by hand (rather than generated from the code) so that it can say what each route means; the
-tests check that every Flask route appears here and that answers conform to it.
+tests check that every Flask route appears here and that answers conform to it. What depends on the served
+models (their names, versions, the largest class count) comes from their summaries.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from . import __version__
 from .backends.registry import BACKENDS, NAMES
 from .config import Settings
-from .weights import MODEL_NAME
-from .postprocess import NUM_CLASSES
+from .model_summary import ModelSummary
 from .precision import PRECISIONS
 
 JSON = "application/json"
@@ -38,29 +40,71 @@ def _v2_error(description: str) -> dict[str, Any]:
     return _json(_ref("V2Error"), description)
 
 
-_TOP_K = {
-    "name": "top_k",
-    "in": "query",
-    "required": False,
-    "description": "How many of the most probable classes to return.",
-    "schema": {"type": "integer", "minimum": 1, "maximum": NUM_CLASSES, "default": 5},
-}
-_MODEL_NAME = {
-    "name": "model_name",
-    "in": "path",
-    "required": True,
-    "description": f"The model's name; this server has one, `{MODEL_NAME}` (others: 404).",
-    "schema": {"type": "string"},
-    "example": MODEL_NAME,
-}
-_MODEL_VERSION = {
-    "name": "model_version",
-    "in": "path",
-    "required": True,
-    "description": "The model's version; this server has one, `1` (others: 404).",
-    "schema": {"type": "string"},
-    "example": "1",
-}
+@dataclass(frozen=True)
+class _Served:
+    """What the document says of the served models."""
+
+    names: list[str]  # the default first
+    versions: list[str]
+    # The largest class count, the bound of top_k and of a class index; None until every model is loaded.
+    most_classes: int | None
+
+    @classmethod
+    def of(cls, models: Sequence[ModelSummary]) -> _Served:
+        counts = [model.classes for model in models]
+        known = [count for count in counts if count is not None]
+        most = max(known) if known and len(known) == len(counts) else None
+        return cls([model.name for model in models], sorted({model.version for model in models}), most)
+
+    def listed(self) -> str:
+        return ", ".join(f"`{name}`" for name in self.names)
+
+
+def _top_k(served: _Served) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "integer", "minimum": 1, "default": 5}
+    if served.most_classes is not None:
+        schema["maximum"] = served.most_classes
+    return {
+        "name": "top_k",
+        "in": "query",
+        "required": False,
+        "description": "How many of the most probable classes to return: 1 to the chosen model's class count.",
+        "schema": schema,
+    }
+
+
+def _model_query(served: _Served, what: str) -> dict[str, Any]:
+    return {
+        "name": "model",
+        "in": "query",
+        "required": False,
+        "description": f"{what}: one of {served.listed()} (without it: `{served.names[0]}`; another name: 404 `model_not_found`).",
+        "schema": {"type": "string", "enum": served.names, "default": served.names[0]},
+    }
+
+
+def _model_name(served: _Served) -> dict[str, Any]:
+    return {
+        "name": "model_name",
+        "in": "path",
+        "required": True,
+        "description": f"The model's name: one of {served.listed()} (others: 404).",
+        "schema": {"type": "string", "enum": served.names},
+        "example": served.names[0],
+    }
+
+
+def _model_version(served: _Served) -> dict[str, Any]:
+    return {
+        "name": "model_version",
+        "in": "path",
+        "required": True,
+        "description": f"The model's version: {', '.join(f'`{v}`' for v in served.versions)} (others: 404).",
+        "schema": {"type": "string", "enum": served.versions},
+        "example": served.versions[0],
+    }
+
+
 _CLASSIFY_ERRORS = {
     "400": _error("`invalid_image` (empty, truncated, not an image) or `invalid_argument` (top_k)"),
     "413": _error("`image_too_large`: more pixels than --max-image-pixels (or a folder's file over --max-body-bytes)"),
@@ -76,8 +120,8 @@ _HEALTH_V2 = {
 }
 
 
-def _v2_model_paths(prefix: str, versioned: bool) -> dict[str, Any]:
-    parameters = [_MODEL_NAME, _MODEL_VERSION] if versioned else [_MODEL_NAME]
+def _v2_model_paths(prefix: str, versioned: bool, served: _Served) -> dict[str, Any]:
+    parameters = [_model_name(served), _model_version(served)] if versioned else [_model_name(served)]
     tag = ["Open Inference Protocol v2"]
     suffix = " of one version" if versioned else ""
     return {
@@ -112,9 +156,11 @@ def _v2_model_paths(prefix: str, versioned: bool) -> dict[str, Any]:
                 "summary": f"Inference{suffix} (JSON, or JSON plus binary tensor data)",
                 "description": (
                     "Inputs: `image` (BYTES, shape [N]: encoded images, base64 strings in JSON) and/or "
-                    "`pixels` (FP32, shape [N, 3, 224, 224]: preprocessed, normalised pixels, flat or "
-                    "nested). With both, the rows of the batch follow the order of `inputs`.\n\n"
-                    "Output: `probabilities` (FP32 [N, 1000]). With the output parameter "
+                    "`pixels` (FP32, shape [N, 3, crop, crop]: preprocessed, normalised pixels, flat or "
+                    "nested; the model's metadata gives its crop size). With both, the rows of the batch "
+                    "follow the order of `inputs`.\n\n"
+                    "Output: `probabilities` (FP32 [N, classes]: a softmax, or for a multi-label model "
+                    "each class's sigmoid). With the output parameter "
                     "`classification: k` (Triton's classification extension) it is BYTES [N, k] of "
                     '`"<probability>:<index>:<label>"`, most probable first.\n\n'
                     "Binary tensor data extension: with the header `Inference-Header-Content-Length: "
@@ -164,7 +210,7 @@ def _v2_model_paths(prefix: str, versioned: bool) -> dict[str, Any]:
     }
 
 
-def _schemas() -> dict[str, Any]:
+def _schemas(served: _Served) -> dict[str, Any]:
     tensor_meta = {
         "type": "object",
         "required": ["name", "datatype", "shape"],
@@ -195,7 +241,7 @@ def _schemas() -> dict[str, Any]:
             "type": "object",
             "required": ["index", "label", "probability"],
             "properties": {
-                "index": {"type": "integer", "minimum": 0, "maximum": NUM_CLASSES - 1},
+                "index": {"type": "integer", "minimum": 0, **_index_bound(served)},
                 "label": {"type": "string"},
                 "probability": {"type": "number", "minimum": 0, "maximum": 1},
             },
@@ -208,7 +254,18 @@ def _schemas() -> dict[str, Any]:
                 "index": {"type": "integer"},
                 "probability": {"type": "number"},
                 "top_k": {"type": "array", "items": _ref("Prediction")},
-                "model": {"type": "string", "const": MODEL_NAME},
+                "labels": {
+                    "type": "array",
+                    "items": _ref("Prediction"),
+                    "description": "Multi-label models only: every class at or above `threshold`, most probable first",
+                },
+                "threshold": {
+                    "type": "number",
+                    "exclusiveMinimum": 0,
+                    "exclusiveMaximum": 1,
+                    "description": "Multi-label models only: the probability from which a class is in `labels`",
+                },
+                "model": {"type": "string", "enum": served.names, "description": "The model that answered"},
                 "weights": {"type": "string"},
                 "weights_published": {"type": "boolean"},
                 "backend": {
@@ -264,8 +321,8 @@ def _schemas() -> dict[str, Any]:
             "required": ["status"],
             "properties": {
                 "status": {"type": "string", "const": "ok"},
-                "model": {"type": "string"},
-                "ready": {"type": "boolean"},
+                "model": {"type": "string", "description": "The default model (or the one ?model= names)"},
+                "ready": {"type": "boolean", "description": "Every model (or the one ?model= names) is ready"},
                 "version": {"type": "string"},
                 "usage": {"type": "string"},
                 "ui": {"type": "string", "description": "Path of the web page"},
@@ -274,6 +331,24 @@ def _schemas() -> dict[str, Any]:
                     "type": ["object", "null"],
                     "description": "How the server uses the machine: usable CPUs, device, HTTP fronts, inference threads and passes, batch and queue sizes",
                 },
+                "models": {
+                    "type": "array",
+                    "description": "Every served model, the default first",
+                    "items": _ref("ServedModel"),
+                },
+            },
+        },
+        "ServedModel": {
+            "type": "object",
+            "required": ["name", "architecture", "classes", "multi_label", "ready"],
+            "properties": {
+                "name": {"type": "string", "enum": served.names, "description": "Its name for ?model= and /v2/models/"},
+                "architecture": {"type": "string", "description": "torchvision's builder, e.g. densenet121"},
+                "classes": {"type": ["integer", "null"], "minimum": 1, "description": "null while it loads"},
+                "multi_label": {"type": "boolean"},
+                "ready": {"type": "boolean"},
+                "backend": {"type": "string", "enum": list(NAMES), "description": "Once loaded"},
+                "device": {"type": "string", "description": "Once loaded: cpu, or cuda:N"},
             },
         },
         "Readiness": {
@@ -291,6 +366,23 @@ def _schemas() -> dict[str, Any]:
             },
         },
         "V2TensorMetadata": tensor_meta,
+        "V2RepositoryIndexRequest": {
+            "type": "object",
+            "properties": {"ready": {"type": "boolean", "description": "true: only the models that are ready"}},
+        },
+        "V2RepositoryIndex": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "version", "state"],
+                "properties": {
+                    "name": {"type": "string", "enum": served.names},
+                    "version": {"type": "string"},
+                    "state": {"type": "string", "enum": ["READY", "UNAVAILABLE"]},
+                    "reason": {"type": "string", "description": "Why it is unavailable: loading, or shutting down"},
+                },
+            },
+        },
         "V2ModelMetadata": {
             "type": "object",
             "required": ["name", "platform", "inputs", "outputs"],
@@ -354,25 +446,94 @@ def _schemas() -> dict[str, Any]:
     }
 
 
-def openapi_document(settings: Settings) -> dict[str, Any]:
+def _models_described(models: Sequence[ModelSummary]) -> str:
+    def one(model: ModelSummary) -> str:
+        facts = [model.architecture]
+        if model.classes is not None:  # known once the model is loaded
+            facts.append(f"{model.classes} classes")
+        if model.multi_label:
+            facts.append("multi-label")
+        return f"`{model.name}` ({', '.join(facts)})"
+
+    if len(models) == 1:
+        return f"Classifies images with the model {one(models[0])}."
+    return (
+        f"Classifies images with {len(models)} models: {'; '.join(one(m) for m in models)}. The first is the "
+        "default; `?model=` (or /v2/models/{model_name}) chooses another."
+    )
+
+
+def _v2_repository_paths(served: _Served) -> dict[str, Any]:
+    tag = ["Open Inference Protocol v2"]
+    refused = {
+        "400": _v2_error("Refused: the models are loaded at start-up"),
+        "404": _v2_error("No such model"),
+    }
+    return {
+        "/v2/repository/index": {
+            "post": {
+                "tags": tag,
+                "summary": "Model repository index: every served model, its version and state",
+                "description": (
+                    "The repository extension as Triton defines it (tritonclient's get_model_repository_index): "
+                    'an empty body lists every model; `{"ready": true}` only the ready ones.'
+                ),
+                "operationId": "v2RepositoryIndex",
+                "requestBody": {
+                    "required": False,
+                    "content": {JSON: {"schema": _ref("V2RepositoryIndexRequest")}},
+                },
+                "responses": {
+                    "200": _json(_ref("V2RepositoryIndex"), "One entry per served model, the default first"),
+                    "400": _v2_error("The body is not a JSON object with an optional boolean `ready`"),
+                    "413": _v2_error("The body is larger than --max-body-bytes"),
+                },
+            }
+        },
+        **{
+            f"/v2/repository/models/{{model_name}}/{action}": {
+                "post": {
+                    "tags": tag,
+                    "summary": f"Model {action}: refused, as the models are loaded at start-up",
+                    "operationId": f"v2Repository{action.capitalize()}",
+                    "parameters": [_model_name(served)],
+                    "responses": refused,
+                }
+            }
+            for action in ("load", "unload")
+        },
+    }
+
+
+def _index_bound(served: _Served) -> dict[str, int]:
+    return {} if served.most_classes is None else {"maximum": served.most_classes - 1}
+
+
+def openapi_document(settings: Settings, models: Sequence[ModelSummary]) -> dict[str, Any]:
+    """The document of a server with these ``settings`` serving ``models`` (the default first)."""
+    served = _Served.of(models)
     html = {"text/html": {"schema": {"type": "string"}}}
+    model_not_found = _error("`model_not_found`: ?model= names no served model")
     paths: dict[str, Any] = {
         "/": {
             "get": {
                 "tags": ["Seed"],
-                "summary": "Liveness: the process answers (also while the model loads)",
+                "summary": "Liveness: the process answers (also while the models load); the served models",
                 "operationId": "liveness",
-                "responses": {"200": _json(_ref("Liveness"), "The server is up")},
+                "parameters": [_model_query(served, "The model that `model` and `ready` report on")],
+                "responses": {"200": _json(_ref("Liveness"), "The server is up"), "404": model_not_found},
             }
         },
         "/ready": {
             "get": {
                 "tags": ["Seed"],
-                "summary": "Readiness: 200 while the model is loaded and warm and the server is not shutting down",
+                "summary": "Readiness: 200 while every model is loaded and warm and the server is not shutting down",
                 "operationId": "readiness",
+                "parameters": [_model_query(served, "Only this model's readiness")],
                 "responses": {
                     "200": _json(_ref("Readiness"), "Ready"),
-                    "503": _error("`not_ready` (the model is still loading) or `shutting_down` (SIGTERM received)", True),
+                    "404": model_not_found,
+                    "503": _error("`not_ready` (a model is still loading) or `shutting_down` (SIGTERM received)", True),
                 },
             }
         },
@@ -390,13 +551,17 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                         "schema": {"type": "string"},
                         "example": "cat.jpg",
                     },
-                    _TOP_K,
+                    _model_query(served, "The model that classifies it"),
+                    _top_k(served),
                 ],
                 "responses": {
                     "200": _json(_ref("Classification"), "The top-k classes"),
                     **_CLASSIFY_ERRORS,
                     "400": _error("`invalid_path`, `invalid_image` or `invalid_argument`"),
-                    "404": _error("`image_not_found`: put the image into the images folder"),
+                    "404": _error(
+                        "`image_not_found` (put the image into the images folder) or `model_not_found` (?model= "
+                        "names no served model)"
+                    ),
                 },
             }
         },
@@ -411,7 +576,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     f"--max-body-bytes ({settings.max_body_bytes}) bytes per request."
                 ),
                 "operationId": "classifyUploads",
-                "parameters": [_TOP_K],
+                "parameters": [_model_query(served, "The model that classifies them"), _top_k(served)],
                 "requestBody": {
                     "required": True,
                     "content": {
@@ -444,6 +609,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                         "`missing_file` (no image in the request), `too_many_images` (more than "
                         "--max-images-per-request), `invalid_image` or `invalid_argument`"
                     ),
+                    "404": model_not_found,
                     "413": _error("`payload_too_large` (body over --max-body-bytes) or `image_too_large`"),
                     "415": _error("`unsupported_media_type` (not multipart, image/* or octet-stream) or `unsupported_image_format`"),
                 },
@@ -468,13 +634,14 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         "/v2/health/ready": {
             "get": {
                 "tags": ["Open Inference Protocol v2"],
-                "summary": "Server ready (the model is loaded and warm)",
+                "summary": "Server ready (every model is loaded and warm)",
                 "operationId": "v2ServerReady",
                 "responses": _HEALTH_V2,
             }
         },
-        **_v2_model_paths("/v2/models/{model_name}", versioned=False),
-        **_v2_model_paths("/v2/models/{model_name}/versions/{model_version}", versioned=True),
+        **_v2_model_paths("/v2/models/{model_name}", versioned=False, served=served),
+        **_v2_model_paths("/v2/models/{model_name}/versions/{model_version}", versioned=True, served=served),
+        **_v2_repository_paths(served),
         "/metrics": {
             "get": {
                 "tags": ["Operations"],
@@ -533,7 +700,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "title": "densenet-server",
             "version": __version__,
             "description": (
-                "Classifies images with torchvision's DenseNet-121 (ImageNet-1k). Errors are JSON "
+                f"{_models_described(models)} Errors are JSON "
                 '`{"error": {"code": "...", "message": "..."}}`, except under /v2, which answers in the '
                 'Open Inference Protocol\'s own `{"error": "..."}` form. Every answer carries an `X-Request-ID` '
                 "header: the request's own when it sent a plausible one, else a new one."
@@ -541,5 +708,5 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "license": {"name": "MIT", "identifier": "MIT"},
         },
         "paths": paths,
-        "components": {"schemas": _schemas()},
+        "components": {"schemas": _schemas(served)},
     }

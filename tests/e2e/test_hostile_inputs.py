@@ -24,7 +24,8 @@ from support.server_process import ServerProcess
 from densenet_server.classifier import build_answer
 from densenet_server.decoding import ImageError, ImageTooLarge, InvalidImage, decode_image
 from densenet_server.errors import api_error_from
-from densenet_server.preprocess import INPUT_SHAPE, preprocess
+from densenet_server.model_record import DENSENET121
+from densenet_server.preprocess import preprocess
 from densenet_server.service import InferenceService
 
 CORPUS = build_corpus()
@@ -72,13 +73,13 @@ def test_decoder_answers_each_case(
     case: Case, inference_service: InferenceService, in_process_answer: Callable[[Case], Answer]
 ) -> None:
     try:
-        pixels = preprocess(decode_image(case.data, MAX_IMAGE_PIXELS))
+        pixels = preprocess(decode_image(case.data, MAX_IMAGE_PIXELS), DENSENET121.preprocessing)
     except ImageError as exc:
         error = api_error_from(exc)
         assert error is not None and (error.status, error.code) == case.expected, exc
         return
     assert case.expected == (200, None)
-    assert pixels.shape == INPUT_SHAPE
+    assert pixels.shape == DENSENET121.preprocessing.input_shape
     # The decoder's pixels, through the model, give the answer the app gives for the same bytes.
     probabilities = inference_service.probabilities(pixels[np.newaxis])[0]
     status, body = in_process_answer(case)

@@ -16,6 +16,7 @@ from support.server_process import ServerProcess
 from tritonclient.utils import InferenceServerException
 
 from densenet_server.decoding import decode_image
+from densenet_server.model_record import DENSENET121
 from densenet_server.preprocess import preprocess
 
 CAT = (REPO_IMAGES / "cat.jpg").read_bytes()
@@ -25,7 +26,7 @@ INFER = f"/v2/models/{MODEL}/infer"
 
 
 def pixels_of(*images: bytes) -> np.ndarray:
-    return np.stack([preprocess(decode_image(data, 40_000_000)) for data in images]).astype(np.float32)
+    return np.stack([preprocess(decode_image(data, 40_000_000), DENSENET121.preprocessing) for data in images]).astype(np.float32)
 
 
 @pytest.fixture(scope="module")

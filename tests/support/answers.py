@@ -10,7 +10,7 @@ import pytest
 import requests
 from werkzeug.test import TestResponse
 
-from densenet_server.postprocess import NUM_CLASSES
+from densenet_server.model_record import DENSENET121
 
 Response = requests.Response | TestResponse
 
@@ -47,9 +47,10 @@ def assert_same_answer(actual: dict[str, Any], expected: dict[str, Any], atol: f
     assert actual["probability"] == pytest.approx(expected["probability"], abs=atol)
 
 
-def probability_row(answer: dict[str, Any]) -> np.ndarray:
-    """The answer's top-k probabilities as a row of all classes (0 for those not in the top k)."""
-    row = np.zeros(NUM_CLASSES)
+def probability_row(answer: dict[str, Any], classes: int = DENSENET121.num_classes) -> np.ndarray:
+    """The answer's top-k probabilities as a row of all ``classes`` (0 for those not in the top k); the
+    default model's classes by default."""
+    row = np.zeros(classes)
     for entry in answer["top_k"]:
         row[entry["index"]] = entry["probability"]
     return row

@@ -22,6 +22,7 @@ from densenet_server.routes.v2_tensors import (
     parse_infer_request,
 )
 
+PIXELS_SHAPE = (3, 224, 224)  # DenseNet-121's; test_pixels_shape_is_the_models checks another
 PIXELS_SIZE = 3 * 224 * 224
 
 
@@ -47,13 +48,15 @@ def binary_request(header: dict, payload: bytes) -> tuple[bytes, str]:
     return encoded + payload, str(len(encoded))
 
 
-def parse(document: Any, classes: int = 1000) -> InferRequest:
-    return parse_infer_request(json.dumps(document).encode(), None, classes)
+def parse(document: Any, classes: int = 1000, pixels_shape: tuple[int, int, int] = PIXELS_SHAPE) -> InferRequest:
+    return parse_infer_request(json.dumps(document).encode(), None, classes, pixels_shape)
 
 
-def refusal(body: bytes, header_length: str | None = None, classes: int = 1000) -> str:
+def refusal(
+    body: bytes, header_length: str | None = None, classes: int = 1000, pixels_shape: tuple[int, int, int] = PIXELS_SHAPE
+) -> str:
     with pytest.raises(ProtocolError) as caught:
-        parse_infer_request(body, header_length, classes)
+        parse_infer_request(body, header_length, classes, pixels_shape)
     assert caught.value.status == 400
     return str(caught.value)
 
@@ -80,7 +83,7 @@ def test_binary_bytes_and_fp32_inputs_in_order() -> None:
         "parameters": {"binary_data_output": True},
     }
     body, length = binary_request(header, elements + pixels.tobytes())
-    request = parse_infer_request(body, length, 1000)
+    request = parse_infer_request(body, length, 1000, PIXELS_SHAPE)
     assert request.id == "req-1"
     assert request.inputs[0] == ("image", [b"abc", b""])
     name, parsed = request.inputs[1]
@@ -100,9 +103,19 @@ def test_json_pixels_nested_or_flat_and_integers_become_float32() -> None:
         np.testing.assert_array_equal(pixels, values.astype(np.float32))
 
 
+def test_pixels_shape_is_the_models() -> None:
+    """Another model's crop size: its pixels are accepted, DenseNet's 224 refused with the model's shape."""
+    values = np.arange(3 * 8 * 8, dtype=np.float32)
+    request = parse({"inputs": [pixels_tensor(shape=[1, 3, 8, 8], data=values.tolist())]}, pixels_shape=(3, 8, 8))
+    np.testing.assert_array_equal(request.inputs[0][1], values.reshape(1, 3, 8, 8))
+    document = {"inputs": [pixels_tensor(data=[0.0] * PIXELS_SIZE)]}
+    message = refusal(json.dumps(document).encode(), pixels_shape=(3, 8, 8))
+    assert message == "input 'pixels': shape must be [N, 3, 8, 8], got [1, 3, 224, 224]"
+
+
 def test_a_header_length_of_the_whole_body_means_no_binary_data() -> None:
     body = json.dumps({"inputs": [image_tensor()]}).encode()
-    request = parse_infer_request(body, str(len(body)), 1000)
+    request = parse_infer_request(body, str(len(body)), 1000, PIXELS_SHAPE)
     assert request.inputs == [("image", [b"img"])]
 
 
@@ -110,7 +123,7 @@ def test_empty_inputs_are_allowed_beside_others() -> None:
     """Shape 0 and binary_data_size 0 are valid: the request still has one image."""
     header = {"inputs": [pixels_tensor(shape=[0, 3, 224, 224], parameters={"binary_data_size": 0}), image_tensor()]}
     body, length = binary_request(header, b"")
-    request = parse_infer_request(body, length, 1000)
+    request = parse_infer_request(body, length, 1000, PIXELS_SHAPE)
     assert request.rows == 1
     assert request.inputs[0][1].shape == (0, 3, 224, 224)
 

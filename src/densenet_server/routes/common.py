@@ -1,4 +1,4 @@
-"""Helpers shared by the blueprints: the service of this app and query parameters."""
+"""Helpers shared by the blueprints: the models of this app, the one a request chooses, and query parameters."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import current_app, request
 
+from ..config import Settings
 from ..errors import ApiError
 from ..served_models import ServedModels
 from ..service import InferenceService
@@ -26,6 +27,20 @@ def service() -> InferenceService:
     """The model this request asks for with ?model=NAME (the default model without it); UnknownModel
     (404) for a name the server does not serve."""
     return models().get(request.args.get(MODEL_PARAM))
+
+
+def asked_models() -> list[InferenceService]:
+    """The model ?model=NAME names (UnknownModel for another name), or every model without it: what
+    liveness and readiness report on."""
+    if MODEL_PARAM in request.args:
+        return [service()]
+    return list(models())
+
+
+def server_settings() -> Settings:
+    """What is the server's, not a model's (limits, timeouts, the images folder): every model shares the
+    default model's. Hooks and limits read it, so that ?model=<unknown> reaches the route's 404."""
+    return models().default.settings
 
 
 def layout() -> dict[str, Any] | None:
@@ -50,3 +65,8 @@ def top_k_param(classes: int) -> int:
     if not 1 <= value <= classes:
         raise ApiError(400, "invalid_argument", f"top_k must be an integer from 1 to {classes}, got {raw!r}")
     return value
+
+
+def model_top_k(chosen: InferenceService) -> int:
+    """?top_k= for the ``chosen`` model: its class count is known once it is loaded (NotReady, 503, before)."""
+    return top_k_param(chosen.info.record.num_classes)

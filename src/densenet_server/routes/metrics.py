@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, Response, g, request
 
 from ..metrics import PROMETHEUS_CONTENT_TYPE
-from .common import route_label, service
+from .common import models, route_label
 
 blueprint = Blueprint("metrics", __name__)
 
@@ -22,7 +22,7 @@ def _start_timer() -> None:
 def _count_request(response: Response) -> Response:
     started = g.pop("metrics_started", None)
     if started is not None:
-        service().metrics.observe_request(
+        models().metrics.observe_request(
             request.method, route_label(), response.status_code, time.perf_counter() - started
         )
     return response
@@ -30,4 +30,4 @@ def _count_request(response: Response) -> Response:
 
 @blueprint.get("/metrics")
 def metrics() -> Any:
-    return Response(service().metrics.exposition(), content_type=PROMETHEUS_CONTENT_TYPE)
+    return Response(models().metrics.exposition(), content_type=PROMETHEUS_CONTENT_TYPE)

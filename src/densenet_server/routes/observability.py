@@ -7,7 +7,7 @@ import time
 from flask import Blueprint, Response, g, request
 
 from .. import access_log, request_scope
-from .common import route_label, service
+from .common import route_label, server_settings
 
 blueprint = Blueprint("observability", __name__)
 
@@ -17,7 +17,7 @@ def _begin() -> None:
     g.request_id = access_log.request_id_from(request.headers.get(access_log.REQUEST_ID_HEADER))
     g.request_started = time.perf_counter()
     # The deadline counts from here: decoding, queueing and inference all spend from the same budget.
-    g.request_scope_token = request_scope.open_scope(service().settings.request_timeout_s)
+    g.request_scope_token = request_scope.open_scope(server_settings().request_timeout_s)
 
 
 @blueprint.after_app_request

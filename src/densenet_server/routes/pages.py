@@ -6,15 +6,16 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify
 
+from ..model_summary import summarize
 from ..openapi import openapi_document
-from .common import service
+from .common import models, server_settings
 
 blueprint = Blueprint("pages", __name__)
 
 
 @blueprint.get("/openapi.json")
 def openapi() -> Any:
-    return jsonify(openapi_document(service().settings))
+    return jsonify(openapi_document(server_settings(), [summarize(each) for each in models()]))
 
 
 @blueprint.get("/docs")

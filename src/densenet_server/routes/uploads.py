@@ -11,7 +11,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from .. import request_scope
 from ..decoding import ImageError
 from ..errors import ApiError, api_error_from, error_response
-from .common import service, top_k_param
+from .common import model_top_k, server_settings, service
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ RAW_BODY_NAME = "body"
 
 
 def _body_too_large() -> ApiError:
-    limit = service().settings.max_body_bytes
+    limit = server_settings().max_body_bytes
     size = request.content_length
     log.warning(
         "refused an upload of %s bytes to %s: the limit is %d bytes (--max-body-bytes)",
@@ -54,7 +54,7 @@ def _too_large(_: RequestEntityTooLarge) -> Any:
 
 def _uploaded_images() -> list[tuple[str, bytes]]:
     """(file name, bytes) of each uploaded image, in order."""
-    settings = service().settings
+    settings = server_settings()
     if request.content_length is not None and request.content_length > settings.max_body_bytes:
         raise _body_too_large()
     mimetype = request.mimetype
@@ -87,12 +87,13 @@ def _uploaded_images() -> list[tuple[str, bytes]]:
 
 @blueprint.post("/inference")
 def classify_uploads() -> Any:
+    chosen = service()  # an unknown ?model= is 404 whatever the body holds
     images = _uploaded_images()
     request_scope.note_image_bytes(sum(len(data) for _, data in images))
-    top_k = top_k_param()
+    top_k = model_top_k(chosen)
     if len(images) == 1:
-        return jsonify(service().classify(images[0][1], top_k))
-    outcomes = service().classify_many([data for _, data in images], top_k)
+        return jsonify(chosen.classify(images[0][1], top_k))
+    outcomes = chosen.classify_many([data for _, data in images], top_k)
     return jsonify({"results": [_result(name, outcome) for (name, _), outcome in zip(images, outcomes)]})
 
 

@@ -1,4 +1,5 @@
-"""The Open Inference Protocol v2 (KServe / Triton REST): health, metadata and inference under /v2.
+"""The Open Inference Protocol v2 (KServe / Triton REST): health, metadata and inference of each served
+model by name under /v2, and the model repository's index.
 
 Errors answer in the protocol's own form, {"error": "<message>"}; health answers carry no body, as the
 protocol says (200 is true, 4xx is false).
@@ -18,15 +19,16 @@ from ..backends.loading import chosen_backend
 from ..backends.registry import BACKENDS
 from ..decoding import ImageError
 from ..errors import api_error_from
-from ..weights import MODEL_NAME
-from ..postprocess import NUM_CLASSES
+from ..model_summary import summarize
 from ..preprocess import normalize
-from .common import layout, service
+from ..served_models import UnknownModel
+from ..service import InferenceService
+from .common import layout, models, server_settings
 from .uploads import read_body
+from .v2_repository import LOAD_REFUSED, ready_only, repository_index
 from .v2_tensors import (
     IMAGE_INPUT,
     PIXELS_INPUT,
-    PIXELS_SHAPE,
     PROBABILITIES_OUTPUT,
     ProtocolError,
     encode_infer_response,
@@ -37,9 +39,8 @@ log = logging.getLogger(__name__)
 
 blueprint = Blueprint("v2", __name__, url_prefix="/v2")
 
-MODEL_VERSION = "1"
 SERVER_NAME = "densenet-server"
-EXTENSIONS = ["classification", "binary_tensor_data"]
+EXTENSIONS = ["classification", "binary_tensor_data", "model_repository"]
 HEADER_LENGTH = "Inference-Header-Content-Length"
 _PLATFORMS = {backend.name: backend.platform for backend in BACKENDS}
 
@@ -89,18 +90,22 @@ def _domain_error(exc: Exception) -> Response:
 
 
 def _body_limit_message() -> str:
-    limit = service().settings.max_body_bytes
+    limit = server_settings().max_body_bytes
     log.warning("refused a v2 request body of %s bytes: the limit is %d bytes (--max-body-bytes)", request.content_length, limit)
     return f"the request body is larger than the server's limit of {limit} bytes (--max-body-bytes)"
 
 
-def _check_model(model_name: str, model_version: str | None) -> None:
-    if model_name != MODEL_NAME:
-        raise V2Error(404, f"unknown model '{model_name}'; this server serves '{MODEL_NAME}'")
-    if model_version is not None and model_version != MODEL_VERSION:
-        raise V2Error(
-            404, f"unknown version '{model_version}' of model '{MODEL_NAME}'; it has version {MODEL_VERSION}"
-        )
+def _model(model_name: str, model_version: str | None) -> InferenceService:
+    """The model served as ``model_name`` (of ``model_version``, when the path names one); 404 for another."""
+    try:
+        chosen = models().get(model_name)
+    except UnknownModel as exc:
+        served = ", ".join(f"'{name}'" for name in models().names)
+        raise V2Error(404, f"unknown model '{model_name}'; this server serves {served}") from exc
+    version = summarize(chosen).version
+    if model_version is not None and model_version != version:
+        raise V2Error(404, f"unknown version '{model_version}' of model '{model_name}'; it has version {version}")
+    return chosen
 
 
 def _health(ok: bool) -> Response:
@@ -123,73 +128,96 @@ def server_live() -> Response:
 
 @blueprint.get("/health/ready")
 def server_ready() -> Response:
-    return _health(service().ready)
+    return _health(models().ready)
 
 
 @blueprint.get("/models/<model_name>/ready")
 @blueprint.get("/models/<model_name>/versions/<model_version>/ready")
 def model_ready(model_name: str, model_version: str | None = None) -> Response:
-    _check_model(model_name, model_version)
-    return _health(service().ready)
+    return _health(_model(model_name, model_version).ready)
+
+
+@blueprint.post("/repository/index")
+def repository() -> Response:
+    """The repository extension's index: every served model, its version and state."""
+    only_ready = ready_only(read_body(server_settings().max_body_bytes))
+    return jsonify(repository_index([summarize(each) for each in models()], only_ready))
+
+
+@blueprint.post("/repository/models/<model_name>/load")
+@blueprint.post("/repository/models/<model_name>/unload")
+def load_or_unload(model_name: str) -> Response:
+    _model(model_name, None)
+    raise V2Error(400, LOAD_REFUSED)
 
 
 @blueprint.get("/models/<model_name>")
 @blueprint.get("/models/<model_name>/versions/<model_version>")
 def model_metadata(model_name: str, model_version: str | None = None) -> Any:
-    _check_model(model_name, model_version)
+    chosen = _model(model_name, model_version)
+    pixels_shape, probabilities_shape = _tensor_shapes(chosen)
     return jsonify(
         {
-            "name": MODEL_NAME,
-            "versions": [MODEL_VERSION],
-            "platform": _platform(),
-            **_serving_parameters(),
+            "name": chosen.name,
+            "versions": [summarize(chosen).version],
+            "platform": _platform(chosen),
+            **_serving_parameters(chosen),
             "inputs": [
                 {"name": IMAGE_INPUT, "datatype": "BYTES", "shape": [-1]},
-                {"name": PIXELS_INPUT, "datatype": "FP32", "shape": [-1, *PIXELS_SHAPE]},
+                {"name": PIXELS_INPUT, "datatype": "FP32", "shape": pixels_shape},
             ],
-            "outputs": [{"name": PROBABILITIES_OUTPUT, "datatype": "FP32", "shape": [-1, NUM_CLASSES]}],
+            "outputs": [{"name": PROBABILITIES_OUTPUT, "datatype": "FP32", "shape": probabilities_shape}],
         }
     )
 
 
-def _serving_parameters() -> dict[str, Any]:
+def _tensor_shapes(chosen: InferenceService) -> tuple[list[int], list[int]]:
+    """The shapes of the `pixels` input and the `probabilities` output, from the model's record; while the
+    model loads, its crop size and class count are not read yet: -1, the protocol's "any size"."""
+    if not chosen.loaded:
+        return [-1, 3, -1, -1], [-1, -1]
+    record = chosen.info.record
+    return [-1, *record.preprocessing.input_shape], [-1, record.num_classes]
+
+
+def _serving_parameters(chosen: InferenceService) -> dict[str, Any]:
     """How the model runs (once loaded): backend, precision and device, as every answer reports them."""
-    if not service().loaded:
+    if not chosen.loaded:
         return {}
-    info = service().info
+    info = chosen.info
     return {"parameters": {"backend": info.backend, "precision": info.precision, "device": info.device}}
 
 
-def _platform() -> str:
-    name = service().info.backend if service().loaded else chosen_backend(service().settings)
+def _platform(chosen: InferenceService) -> str:
+    name = chosen.info.backend if chosen.loaded else chosen_backend(chosen.settings)
     return _PLATFORMS.get(name, name)
 
 
 @blueprint.post("/models/<model_name>/infer")
 @blueprint.post("/models/<model_name>/versions/<model_version>/infer")
 def infer(model_name: str, model_version: str | None = None) -> Response:
-    _check_model(model_name, model_version)
-    the_service = service()
-    settings = the_service.settings
+    chosen = _model(model_name, model_version)
+    settings = server_settings()
     if request.content_length is not None and request.content_length > settings.max_body_bytes:
         raise V2Error(413, _body_limit_message())
     # Not `ready`: while the server drains, a request that reached it is still served.
-    if not the_service.loaded:
-        raise V2Error(503, f"model '{MODEL_NAME}' is not ready yet; retry once /v2/health/ready answers 200", {"Retry-After": "1"})
+    if not chosen.loaded:
+        raise V2Error(503, f"model '{chosen.name}' is not ready yet; retry once /v2/health/ready answers 200", {"Retry-After": "1"})
     if request.headers.get("Content-Encoding", "identity").lower() != "identity":
         raise V2Error(400, "compressed request bodies (Content-Encoding) are not supported")
+    record = chosen.info.record
     body = read_body(settings.max_body_bytes)
-    parsed = parse_infer_request(body, request.headers.get(HEADER_LENGTH), NUM_CLASSES)
+    parsed = parse_infer_request(
+        body, request.headers.get(HEADER_LENGTH), record.num_classes, record.preprocessing.input_shape
+    )
     if parsed.rows > settings.max_images_per_request:
         raise V2Error(
             400,
             f"the request holds {parsed.rows} images; the limit is {settings.max_images_per_request} "
             "per request (--max-images-per-request)",
         )
-    probabilities = _probabilities_of(parsed.inputs)
-    body, header_length = encode_infer_response(
-        parsed, probabilities, the_service.info.categories, MODEL_NAME, MODEL_VERSION
-    )
+    probabilities = _probabilities_of(chosen, parsed.inputs)
+    body, header_length = encode_infer_response(parsed, probabilities, record.categories, chosen.name, record.version)
     if header_length is None:
         return Response(body, content_type="application/json")
     response = Response(body, content_type="application/octet-stream")
@@ -197,23 +225,23 @@ def infer(model_name: str, model_version: str | None = None) -> Response:
     return response
 
 
-def _probabilities_of(inputs: list[tuple[str, list[bytes] | np.ndarray]]) -> np.ndarray:
+def _probabilities_of(chosen: InferenceService, inputs: list[tuple[str, list[bytes] | np.ndarray]]) -> np.ndarray:
     """Probabilities of every row of the request, in order. Images only: the service's image path, as for
     uploads (announced to the batcher, decoded on the GPU where the engine may). With FP32 tensors too:
     the images are decoded here and everything travels as pixels."""
     if any(isinstance(rows, np.ndarray) for _, rows in inputs):
-        return service().probabilities(_pixels_of(inputs))
+        return chosen.probabilities(_pixels_of(chosen, inputs))
     tagged = [(name, index, data) for name, rows in inputs for index, data in enumerate(rows)]
     images = [data for _, _, data in tagged]
     request_scope.note_image_bytes(sum(len(data) for data in images))
-    outcomes = service().image_probabilities(images)
+    outcomes = chosen.image_probabilities(images)
     for (name, index, _), outcome in zip(tagged, outcomes):
         if isinstance(outcome, ImageError):
             raise V2Error(400, f"input '{name}' element {index}: {outcome}") from outcome
     return np.stack(outcomes)
 
 
-def _pixels_of(inputs: list[tuple[str, list[bytes] | np.ndarray]]) -> np.ndarray:
+def _pixels_of(chosen: InferenceService, inputs: list[tuple[str, list[bytes] | np.ndarray]]) -> np.ndarray:
     """All rows of the request, in the order of its inputs: the images' uint8 crops, or, when the request
     also holds FP32 tensors, normalised float32 pixels throughout."""
     blocks: list[np.ndarray] = []
@@ -222,11 +250,12 @@ def _pixels_of(inputs: list[tuple[str, list[bytes] | np.ndarray]]) -> np.ndarray
             blocks.append(rows)
             continue
         request_scope.note_image_bytes(sum(len(data) for data in rows))
-        prepared = service().prepare_many(rows)
+        prepared = chosen.prepare_many(rows)
         for index, pixels in enumerate(prepared):
             if isinstance(pixels, ImageError):
                 raise V2Error(400, f"input '{name}' element {index}: {pixels}") from pixels
         blocks.append(np.stack(prepared))
     if len({block.dtype for block in blocks}) > 1:
-        blocks = [normalize(block) if block.dtype == np.uint8 else block for block in blocks]
+        preprocessing = chosen.info.record.preprocessing
+        blocks = [normalize(block, preprocessing) if block.dtype == np.uint8 else block for block in blocks]
     return np.concatenate(blocks)

@@ -22,7 +22,6 @@ import numpy as np
 IMAGE_INPUT = "image"
 PIXELS_INPUT = "pixels"
 PROBABILITIES_OUTPUT = "probabilities"
-PIXELS_SHAPE = (3, 224, 224)
 _LENGTH_PREFIX = struct.Struct("<I")
 
 
@@ -44,7 +43,7 @@ class RequestedOutput:
 @dataclass
 class InferRequest:
     id: str | None
-    # (input name, rows): encoded images (list of bytes) or pixels (float32 [n, 3, 224, 224]).
+    # (input name, rows): encoded images (list of bytes) or pixels (float32 [n, 3, crop, crop]).
     inputs: list[tuple[str, list[bytes] | np.ndarray]]
     outputs: list[RequestedOutput] = field(default_factory=list)
 
@@ -162,12 +161,14 @@ def _image_input(tensor: dict[str, Any], raw: bytes | None, where: str) -> list[
     return images
 
 
-def _pixels_input(tensor: dict[str, Any], raw: bytes | None, where: str) -> np.ndarray:
+def _pixels_input(
+    tensor: dict[str, Any], raw: bytes | None, where: str, pixels_shape: tuple[int, int, int]
+) -> np.ndarray:
     _require(tensor.get("datatype") == "FP32", f"{where}: datatype must be FP32 (preprocessed pixels)")
     shape = _shape(tensor, where)
-    expected = ", ".join(map(str, PIXELS_SHAPE))
+    expected = ", ".join(map(str, pixels_shape))
     _require(
-        len(shape) == 4 and tuple(shape[1:]) == PIXELS_SHAPE,
+        len(shape) == 4 and tuple(shape[1:]) == pixels_shape,
         f"{where}: shape must be [N, {expected}], got {shape}",
     )
     size = math.prod(shape)
@@ -208,7 +209,10 @@ def _output(tensor: Any, default_binary: bool, index: int, classes: int) -> Requ
     return RequestedOutput(name, binary, classification)
 
 
-def parse_infer_request(body: bytes, header_length: str | None, classes: int) -> InferRequest:
+def parse_infer_request(
+    body: bytes, header_length: str | None, classes: int, pixels_shape: tuple[int, int, int]
+) -> InferRequest:
+    """The request to the model with ``classes`` outputs, whose pixels are ``pixels_shape`` [3, crop, crop]."""
     header, binary = _split_body(body, header_length)
     try:
         document = json.loads(header)
@@ -235,7 +239,7 @@ def parse_infer_request(body: bytes, header_length: str | None, classes: int) ->
         if name == IMAGE_INPUT:
             inputs.append((name, _image_input(tensor, raw, where)))
         elif name == PIXELS_INPUT:
-            inputs.append((name, _pixels_input(tensor, raw, where)))
+            inputs.append((name, _pixels_input(tensor, raw, where, pixels_shape)))
         else:
             raise ProtocolError(
                 f"unexpected inference input '{name}'; this model takes '{IMAGE_INPUT}' (BYTES) "
