@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 from support.hostile_corpus import encode, gradient
 from support.paths import CAT_JPEG
-from torchvision.models import DenseNet121_Weights
+from support.reference import reference_transform
 
 from densenet_server.decoding import (
     ImageError,
@@ -28,10 +28,14 @@ from densenet_server.decoding import (
     decode_image,
     image_pixels,
 )
-from densenet_server.preprocess import MAX_FULL_RESIZE_PIXELS, RESIZE_SHORT_SIDE, STD, preprocess, resized_size
+from densenet_server.model_record import DENSENET121
+from densenet_server.preprocess import MAX_FULL_RESIZE_PIXELS, preprocess, resized_size
 
 LIMIT = 40_000_000
-TORCHVISION = DenseNet121_Weights.IMAGENET1K_V1.transforms()
+TORCHVISION = reference_transform()
+PREPROCESSING = DENSENET121.preprocessing
+RESIZE_SHORT_SIDE = PREPROCESSING.resize_size  # 256
+STD = np.array(PREPROCESSING.std, dtype=np.float32).reshape(3, 1, 1)
 
 
 def grey_of(data: bytes) -> np.ndarray:
@@ -199,7 +203,7 @@ def bounded_resize() -> Iterator[list[tuple[int, int]]]:
 def test_extreme_aspect_ratios_never_resize_past_the_budget(size: tuple[int, int]) -> None:
     image = Image.fromarray(np.random.default_rng(1).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
     with bounded_resize() as sizes:
-        ours = preprocess(image)
+        ours = preprocess(image, PREPROCESSING)
     assert sizes == [(224, 224)]  # only the part the crop keeps
     reference = TORCHVISION(image).numpy()  # torchvision resizes in full: outside the bound
     assert (np.abs(ours - reference) * STD).max() <= 1 / 255 + 1e-6
@@ -210,6 +214,7 @@ def test_an_image_at_exactly_the_budget_is_resized_in_full() -> None:
     62500x256, the budget; its scale is not a round fraction, so resizing only the crop's source region
     would give other pixels.)"""
     width, height = 1709, 7
-    assert resized_size(width, height)[0] * resized_size(width, height)[1] == MAX_FULL_RESIZE_PIXELS
+    resized = resized_size(width, height, RESIZE_SHORT_SIDE)
+    assert resized[0] * resized[1] == MAX_FULL_RESIZE_PIXELS
     image = Image.fromarray(np.random.default_rng(2).integers(0, 256, (height, width, 3), dtype=np.uint8))
-    assert np.array_equal(preprocess(image), TORCHVISION(image).numpy())
+    assert np.array_equal(preprocess(image, PREPROCESSING), TORCHVISION(image).numpy())

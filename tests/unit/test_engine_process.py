@@ -20,10 +20,14 @@ from densenet_server.engine.client import RemoteEngine
 from densenet_server.engine.paths import RunPaths
 from densenet_server.engine.process import EngineServer
 from densenet_server.engine.shared_state import SharedState, write_json
-from densenet_server.preprocess import CROP_SHAPE, INPUT_SHAPE, normalize
-from densenet_server.weights import CATEGORIES, WeightsInfo
+from densenet_server.model_record import DENSENET121, SIGMOID, ModelRecord, Preprocessing
+from densenet_server.preprocess import normalize
+from densenet_server.weights import WeightsInfo, unpublished_weights_info
 
-INFO = ModelInfo("densenet121", WeightsInfo("file x sha256:00", False, "00" * 32), "stand-in", "fp32", "cpu", CATEGORIES)
+WEIGHTS = WeightsInfo("file x sha256:00", False, "00" * 32)
+INFO = ModelInfo(DENSENET121, WEIGHTS, "stand-in", "fp32", "cpu")
+PREPROCESSING = DENSENET121.preprocessing
+CROP_SHAPE, INPUT_SHAPE = PREPROCESSING.crop_shape, PREPROCESSING.input_shape
 QUEUE = 8
 
 
@@ -41,6 +45,7 @@ class StandInEngine:
     entered: threading.Event = field(default_factory=threading.Event)
     batcher: Batcher = field(init=False)
     loaded: bool = True
+    info: ModelInfo = INFO
 
     def __post_init__(self) -> None:
         self.gate.set()
@@ -53,13 +58,13 @@ class StandInEngine:
         self.batcher = Batcher(predict, max_batch_size=4, max_wait_s=0.0, max_queue_images=QUEUE)
 
 
-def start(folder: Path) -> tuple[StandInEngine, EngineServer, RemoteEngine, SharedState]:
+def start(folder: Path, info: ModelInfo = INFO) -> tuple[StandInEngine, EngineServer, RemoteEngine, SharedState]:
     """An engine server on a stand-in engine, published as ready, and a front connected to it."""
     paths = RunPaths(folder)
     state = SharedState.create(paths.state, QUEUE)
-    engine = StandInEngine()
+    engine = StandInEngine(info=info)
     server = EngineServer(engine, paths)  # type: ignore[arg-type]
-    write_json(paths.model_info, {"model": INFO.to_dict(), "layout": {}})
+    write_json(paths.model_info, {"model": info.to_dict(), "layout": {}})
     state.set_ready()
     front = RemoteEngine(paths)
     front.load()
@@ -85,13 +90,35 @@ def test_the_front_learns_what_the_engine_serves(engine_and_front: tuple[StandIn
     assert front.loaded and front.info == INFO
 
 
+def test_another_models_record_reaches_the_front_and_sizes_its_rows(tmp_path: Path) -> None:
+    """A fine-tuned model with 240-pixel crops, labels of its own and sigmoid outputs: the front learns
+    all of it, and the engine reads and normalises the rows by that record."""
+    preprocessing = Preprocessing(255, 240, "bicubic", (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    record = ModelRecord(
+        "xray", "efficientnet_b1", preprocessing, ("a", "b", "c"), output=SIGMOID, threshold=0.3,
+        published_categories=False,
+    )
+    info = ModelInfo(record, unpublished_weights_info(record, "file x", "00" * 32), "stand-in", "fp32", "cpu")
+    engine, server, front, _ = start(tmp_path, info)
+    try:
+        assert front.info == info
+        rows = np.random.default_rng(4).integers(0, 256, (2, *preprocessing.crop_shape), dtype=np.uint8)
+        assert np.array_equal(front.run(rows, timeout_s=10).logits, logits_of(normalize(rows, preprocessing)))
+        with pytest.raises(ValueError, match=r"^expected uint8 crops \[N, 240, 240, 3\] or float32 pixels \[N, 3, 240, 240\], got uint8 \[1, 224, 224, 3\]$"):
+            front.run(crops(1), timeout_s=10)
+    finally:
+        front.stop(1.0)
+        engine.batcher.stop(5.0)
+        server.close()
+
+
 def test_crops_are_normalised_by_the_engine_exactly_as_in_process(
     engine_and_front: tuple[StandInEngine, RemoteEngine, SharedState],
 ) -> None:
     _, front, _ = engine_and_front
     rows = crops(3)
     completed = front.run(rows, timeout_s=10)
-    assert np.array_equal(completed.logits, logits_of(normalize(rows)))
+    assert np.array_equal(completed.logits, logits_of(normalize(rows, PREPROCESSING)))
     assert completed.batch_size == 3
 
 
@@ -115,7 +142,7 @@ def test_answers_reach_the_thread_that_asked(engine_and_front: tuple[StandInEngi
         thread.join(30)
     assert sorted(results) == list(range(12))
     for seed, logits in results.items():
-        assert np.array_equal(logits, logits_of(normalize(crops(1, seed))))
+        assert np.array_equal(logits, logits_of(normalize(crops(1, seed), PREPROCESSING)))
 
 
 def test_a_full_queue_is_refused_with_a_retry_hint(engine_and_front: tuple[StandInEngine, RemoteEngine, SharedState]) -> None:
@@ -161,7 +188,7 @@ def test_a_deadline_gives_up_and_the_engine_skips_the_abandoned_request(
     engine.gate.set()
     held.join(10)
     # The engine and the connection still work, and the cancelled request left nothing queued.
-    assert np.array_equal(front.run(crops(1, 6), timeout_s=10).logits, logits_of(normalize(crops(1, 6))))
+    assert np.array_equal(front.run(crops(1, 6), timeout_s=10).logits, logits_of(normalize(crops(1, 6), PREPROCESSING)))
     assert engine.batcher.queued_images == 0
 
 

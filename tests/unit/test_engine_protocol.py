@@ -6,18 +6,29 @@ import numpy as np
 import pytest
 
 from densenet_server.engine import protocol
-from densenet_server.preprocess import CROP_SHAPE, INPUT_SHAPE
+from densenet_server.model_record import DENSENET121, Preprocessing
+
+PREPROCESSING = DENSENET121.preprocessing
+# efficientnet_b1's input: the shapes the rows are read with come from the model's record, not from 224.
+CROP_240 = Preprocessing(255, 240, "bicubic", PREPROCESSING.mean, PREPROCESSING.std)
 
 
-def test_crops_and_pixels_travel_unchanged() -> None:
+@pytest.mark.parametrize("preprocessing", [PREPROCESSING, CROP_240], ids=["224", "240"])
+def test_crops_and_pixels_travel_unchanged(preprocessing: Preprocessing) -> None:
     rng = np.random.default_rng(3)
-    crops = rng.integers(0, 256, (2, *CROP_SHAPE), dtype=np.uint8)
-    pixels = rng.normal(size=(3, *INPUT_SHAPE)).astype(np.float32)
+    crops = rng.integers(0, 256, (2, *preprocessing.crop_shape), dtype=np.uint8)
+    pixels = rng.normal(size=(3, *preprocessing.input_shape)).astype(np.float32)
     for rows in (crops, pixels):
         message = protocol.decode(protocol.infer(41, rows, 2.5))
         assert (message.kind, message.request_id, message.count, message.seconds) == (protocol.Kind.INFER, 41, len(rows), 2.5)
-        decoded = protocol.rows_of(message)
+        decoded = protocol.rows_of(message, preprocessing)
         assert decoded.dtype == rows.dtype and np.array_equal(decoded, rows)
+
+
+def test_rows_of_another_models_size_are_refused() -> None:
+    crops = np.zeros((1, *PREPROCESSING.crop_shape), dtype=np.uint8)
+    with pytest.raises(protocol.ProtocolViolation, match="^1 rows need 172800 bytes, got 150528$"):
+        protocol.rows_of(protocol.decode(protocol.infer(1, crops, 1.0)), CROP_240)
 
 
 def test_results_and_errors_travel_unchanged() -> None:
@@ -42,7 +53,7 @@ def test_results_and_errors_travel_unchanged() -> None:
 )
 def test_malformed_rows_are_refused(frame: bytes, message: str) -> None:
     with pytest.raises(protocol.ProtocolViolation, match=message):
-        protocol.rows_of(protocol.decode(frame))
+        protocol.rows_of(protocol.decode(frame), PREPROCESSING)
 
 
 def test_unknown_kind_is_refused() -> None:

@@ -6,24 +6,24 @@ from pathlib import Path
 
 import pytest
 import torch
+from support.random_weights import write_checkpoint
 from torch import nn
-
-from torchvision.models import DenseNet121_Weights
 
 from densenet_server.backends import load_backend
 from densenet_server.config import Settings
 from densenet_server.model import load_local_weights, load_published_weights, remap_legacy_keys
+from densenet_server.model_catalog import torchvision_record
+from densenet_server.model_record import DENSENET121
 from densenet_server.weights import (
-    CATEGORIES,
-    PUBLISHED_ID,
-    PUBLISHED_SHA256_PREFIX,
-    PUBLISHED_URL,
     WeightsError,
     WeightsInfo,
     file_sha256,
     is_published_sha256,
     local_weights_info,
 )
+
+PUBLISHED_ID = DENSENET121.published.id  # type: ignore[union-attr]
+PUBLISHED_URL = "https://download.pytorch.org/models/densenet121-a639ec97.pth"
 
 
 def test_legacy_keys_are_remapped_like_torchvision() -> None:
@@ -53,11 +53,49 @@ def test_local_weights_load_exactly(checkpoint_path: Path, reference_model: nn.M
         if not name.endswith("num_batches_tracked"):
             assert torch.equal(loaded.module.state_dict()[name], tensor), name
     assert not loaded.module.training
-    assert loaded.categories == CATEGORIES and len(CATEGORIES) == 1000
+    # 1000 classes, as published: the record stays the published one, ImageNet's categories included.
+    assert loaded.record == DENSENET121 and len(loaded.categories) == 1000
     assert loaded.weights.published is False
     assert loaded.weights.sha256 == file_sha256(checkpoint_path)
-    assert checkpoint_path.name in loaded.weights.id
-    assert loaded.weights.warning and "not torchvision's published" in loaded.weights.warning
+    assert loaded.weights.id == f"file {checkpoint_path.name} sha256:{file_sha256(checkpoint_path)[:16]}"
+    assert loaded.weights.warning == (
+        f"These are not torchvision's published {PUBLISHED_ID} weights ({loaded.weights.id}); "
+        "labels are only meaningful if this checkpoint was trained on ImageNet-1k."
+    )
+
+
+@pytest.fixture(scope="module")
+def fourteen_classes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, nn.Module]:
+    """A DenseNet-121 fine-tuned for 14 classes (as chest X-ray models are), in torchvision's modern keys."""
+    path = tmp_path_factory.mktemp("weights") / "xray.pth"
+    model = write_checkpoint(path, num_classes=14)
+    torch.save(model.state_dict(), path)
+    return path, model
+
+
+def test_the_class_count_comes_from_the_checkpoint(fourteen_classes: tuple[Path, nn.Module]) -> None:
+    path, model = fourteen_classes
+    loaded = load_local_weights(path, DENSENET121)
+    assert loaded.record.categories == tuple(f"class_{index}" for index in range(14))
+    assert loaded.record.published_categories is False
+    assert loaded.record.preprocessing == DENSENET121.preprocessing
+    assert loaded.weights.warning == (
+        f"These are not torchvision's published {PUBLISHED_ID} weights ({loaded.weights.id}); "
+        "answers are only as good as this checkpoint."
+    )
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(loaded.module.state_dict()[name], tensor), name
+
+
+def test_a_checkpoint_of_another_architecture_is_refused(
+    checkpoint_path: Path, fourteen_classes: tuple[Path, nn.Module]
+) -> None:
+    # Another head name: resnet's is fc.
+    with pytest.raises(WeightsError, match=rf"^{checkpoint_path} is not a resnet18 state dict: it has no fc.weight$"):
+        load_local_weights(checkpoint_path, torchvision_record("resnet18"))
+    # The same head name, other layers: densenet169 is deeper and its classifier wider.
+    with pytest.raises(WeightsError, match=rf"^{fourteen_classes[0]} is not a densenet169 state dict: Error\(s\) in loading"):
+        load_local_weights(fourteen_classes[0], torchvision_record("densenet169"))
 
 
 def test_matching_sha256_is_accepted(checkpoint_path: Path) -> None:
@@ -66,7 +104,7 @@ def test_matching_sha256_is_accepted(checkpoint_path: Path) -> None:
 
 
 def test_wrong_sha256_is_refused(checkpoint_path: Path) -> None:
-    with pytest.raises(WeightsError, match="sha256"):
+    with pytest.raises(WeightsError, match=f"has sha256 {file_sha256(checkpoint_path)}, but {'0' * 64} was expected"):
         load_local_weights(checkpoint_path, expected_sha256="0" * 64)
 
 
@@ -85,17 +123,8 @@ def test_non_checkpoint_is_refused(tmp_path: Path) -> None:
 def test_other_architecture_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "linear.pth"
     torch.save(nn.Linear(3, 2).state_dict(), path)
-    with pytest.raises(WeightsError, match="not a DenseNet-121 state dict"):
+    with pytest.raises(WeightsError, match=rf"^{path} is not a densenet121 state dict: it has no classifier.weight$"):
         load_local_weights(path)
-
-
-def test_torch_free_constants_equal_torchvision() -> None:
-    """weights.py restates torchvision's facts so the server can run without torch; they must agree."""
-    published = DenseNet121_Weights.IMAGENET1K_V1
-    assert CATEGORIES == list(published.meta["categories"])
-    assert PUBLISHED_URL == published.url
-    assert PUBLISHED_ID == f"{type(published).__name__}.{published.name}"
-    assert PUBLISHED_SHA256_PREFIX == "a639ec97"
 
 
 def test_file_sha256_on_known_bytes(tmp_path: Path) -> None:
@@ -120,16 +149,16 @@ def test_file_sha256_on_known_bytes(tmp_path: Path) -> None:
     ],
 )
 def test_published_identity_is_the_hash_prefix(sha256: str, published: bool) -> None:
-    assert is_published_sha256(sha256) is published
+    assert is_published_sha256(sha256, DENSENET121) is published
 
 
 def test_a_file_named_like_the_published_one_is_not_published(tmp_path: Path) -> None:
     path = tmp_path / "densenet121-a639ec97.pth"
     path.write_bytes(b"not the published weights")
-    info = local_weights_info(path)
+    info = local_weights_info(path, DENSENET121)
     assert info.published is False
     assert info.id == f"file densenet121-a639ec97.pth sha256:{file_sha256(path)[:16]}"
-    assert info.warning and "not torchvision's published" in info.warning
+    assert info.warning and info.warning.startswith(f"These are not torchvision's published {PUBLISHED_ID} weights")
 
 
 def test_a_file_with_the_published_hash_is_published_whatever_its_name(
@@ -141,7 +170,7 @@ def test_a_file_with_the_published_hash_is_published_whatever_its_name(
     path = tmp_path / "my-weights.pth"
     path.write_bytes(b"x")
     monkeypatch.setattr("densenet_server.weights.file_sha256", lambda _: published_digest)
-    info = local_weights_info(path)
+    info = local_weights_info(path, DENSENET121)
     assert info == WeightsInfo(PUBLISHED_ID, True, published_digest)
     assert info.warning is None
 
