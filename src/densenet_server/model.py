@@ -91,8 +91,13 @@ def output_layer_name(module: nn.Module) -> str:
 
 def checkpoint_classes(state_dict: Mapping[str, torch.Tensor], architecture: str, path: Path) -> int:
     """How many classes the checkpoint's output layer has."""
-    with torch.device("meta"):  # only the layers' names are needed: allocate nothing
-        key = output_layer_name(_build(architecture)) + ".weight"
+    try:
+        with torch.device("meta"):  # only the layers' names are needed: allocate nothing
+            module = _build(architecture)
+    except NotImplementedError:
+        # RegNet's builders read back tensors they compute (their widths), which meta tensors cannot give.
+        module = _build(architecture)
+    key = output_layer_name(module) + ".weight"
     if key not in state_dict:
         raise WeightsError(f"{path} is not a {architecture} state dict: it has no {key}")
     return int(state_dict[key].shape[0])
