@@ -11,7 +11,7 @@ from torch import nn
 
 from densenet_server.backends import load_backend
 from densenet_server.config import Settings
-from densenet_server.model import load_local_weights, load_published_weights, remap_legacy_keys
+from densenet_server.model import checkpoint_classes, load_local_weights, load_published_weights, remap_legacy_keys
 from densenet_server.model_catalog import torchvision_record
 from densenet_server.model_record import DENSENET121
 from densenet_server.weights import (
@@ -85,6 +85,25 @@ def test_the_class_count_comes_from_the_checkpoint(fourteen_classes: tuple[Path,
     )
     for name, tensor in model.state_dict().items():
         assert torch.equal(loaded.module.state_dict()[name], tensor), name
+
+
+@pytest.mark.parametrize(
+    ("architecture", "head"),
+    [
+        ("densenet121", "classifier"),
+        ("resnet50", "fc"),
+        ("efficientnet_b0", "classifier.1"),
+        ("mobilenet_v3_large", "classifier.3"),
+        ("convnext_tiny", "classifier.2"),
+        ("vit_b_16", "heads.head"),
+        ("squeezenet1_0", "classifier.1"),  # a 1x1 convolution
+        ("regnet_y_400mf", "fc"),  # its builder cannot run on the meta device
+        ("regnet_x_400mf", "fc"),
+    ],
+)
+def test_the_class_count_is_read_from_the_architectures_head(architecture: str, head: str, tmp_path: Path) -> None:
+    state_dict = {f"{head}.weight": torch.zeros(14, 8), "other.weight": torch.zeros(3, 8)}
+    assert checkpoint_classes(state_dict, architecture, tmp_path / "x.pth") == 14
 
 
 def test_a_checkpoint_of_another_architecture_is_refused(
