@@ -13,7 +13,8 @@ Predict = Callable[[np.ndarray], np.ndarray]
 
 
 class Backend(Protocol):
-    """Runs the model: float32 [N, 3, 224, 224] in, float32 logits [N, 1000] out."""
+    """Runs the model: float32 pixels [N, 3, crop, crop] in, float32 logits [N, classes] out (the sizes of the
+    served record: model_record.Preprocessing.input_shape, ModelRecord.num_classes)."""
 
     name: str
     # The precision served (fp32 on the CPU unless bf16 was opted into; fp16 by default on CUDA, see

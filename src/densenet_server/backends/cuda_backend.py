@@ -1,15 +1,16 @@
 """The GPU backend: the torchvision module run by PyTorch on a CUDA device, from CUDA graphs.
 
-At small batches an eager forward pass of DenseNet-121 on a GPU is nearly all Python launch overhead
-(issue 9, H100: 10.7 ms at batch 1 eager, 2.1 ms replaying a CUDA graph). So warm_up() captures one CUDA
-graph per batch-size bucket (buckets.py), largest first, all in one memory pool, and predict() replays the
+At small batches an eager forward pass of a CNN on a GPU is nearly all Python launch overhead (issue 9,
+DenseNet-121 on an H100: 10.7 ms at batch 1 eager, 2.1 ms replaying a CUDA graph). So warm_up() captures one
+CUDA graph per batch-size bucket (buckets.py), largest first, all in one memory pool, and predict() replays the
 smallest graph that holds the batch: the batch is copied through pinned host memory into a static input
 buffer, zero rows pad it to the bucket, and the padding rows' logits are dropped. Each row's logits depend
-on that row only (BatchNorm runs on its stored statistics), so padding changes no answer.
+on that row only (BatchNorm runs on its stored statistics, and torchvision's classifiers mix no rows), so
+padding changes no answer.
 
-The convolutions run channels_last in the chosen precision (fp32; tf32: fp32 tensors with TF32 tensor-core
-maths; fp16; bf16). Pooling and the classifier run in fp32 whatever the precision: they cost nothing next to
-the convolutions, and keep the logits free of fp16 rounding (their spacing near 16 would be 0.016).
+The model runs channels_last in the chosen precision (fp32; tf32: fp32 tensors with TF32 tensor-core maths;
+fp16; bf16), wrapped as cuda_modules.py chooses from its structure (a DenseNet's head stays in fp32). Its
+input and output sizes are the served record's (the crop, the class count), given by the caller.
 
 Written for PyTorch >= 2.4 (torch.cuda.graph with a shared pool, the allow_tf32 flags). Device "cpu" is
 accepted so that the whole pipeline (buckets, padding, precisions) is tested on machines without a GPU;
@@ -19,7 +20,6 @@ graphs and pinned memory need CUDA.
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 import threading
 import time
@@ -30,42 +30,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..preprocess import INPUT_SHAPE
 from .base import BF16, FP16, FP32, TF32
 from .buckets import bucket_sizes, plan_chunks
+from .cuda_modules import served_module
 from .registry import TORCH
 
 log = logging.getLogger(__name__)
 
-CLASSES = 1000
 COMPUTE_DTYPES = {FP32: torch.float32, TF32: torch.float32, FP16: torch.float16, BF16: torch.bfloat16}
 # Eager passes per bucket before its capture: cudnn.benchmark picks its algorithms for the shape on the first,
 # and the caching allocator settles, so that the capture records neither.
 PASSES_BEFORE_CAPTURE = 3
-
-
-class ServedDenseNet(nn.Module):
-    """torchvision's DenseNet forward pass: features in ``dtype`` and channels_last, the head in fp32.
-
-    Takes float32 NCHW pixels; the cast and layout change happen inside, so a captured graph holds them too.
-    """
-
-    def __init__(self, densenet: nn.Module, dtype: torch.dtype) -> None:
-        super().__init__()
-        if not isinstance(getattr(densenet, "features", None), nn.Module) or not isinstance(
-            getattr(densenet, "classifier", None), nn.Linear
-        ):
-            raise TypeError("expected a torchvision DenseNet (a .features module and a .classifier Linear layer)")
-        self.dtype = dtype
-        # Copies: the caller's module stays on the CPU in fp32 (it is also the reference in tests).
-        self.features = copy.deepcopy(densenet.features).to(dtype=dtype, memory_format=torch.channels_last)
-        self.classifier = copy.deepcopy(densenet.classifier).float()
-
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        features = self.features(pixels.to(dtype=self.dtype, memory_format=torch.channels_last))
-        # As torchvision's DenseNet.forward from here on, in fp32.
-        pooled = nn.functional.adaptive_avg_pool2d(nn.functional.relu(features.float()), (1, 1))
-        return self.classifier(torch.flatten(pooled, 1))
 
 
 @contextlib.contextmanager
@@ -113,8 +88,17 @@ class CudaBackend:
     lane_predicts = ()
 
     def __init__(
-        self, module: nn.Module, device: str, precision: str, max_batch_size: int, use_graphs: bool = True
+        self,
+        module: nn.Module,
+        device: str,
+        precision: str,
+        max_batch_size: int,
+        input_shape: tuple[int, int, int],
+        classes: int,
+        use_graphs: bool = True,
     ) -> None:
+        """``input_shape``: one image's float32 pixels [3, crop, crop]; ``classes``: the module's logits per
+        image (both the served record's)."""
         if precision not in COMPUTE_DTYPES:
             raise ValueError(f"the CUDA backend runs in {', '.join(COMPUTE_DTYPES)}, not {precision}")
         self._device = torch.device(device)
@@ -126,14 +110,16 @@ class CudaBackend:
         self.precision = precision
         self.buckets = bucket_sizes(max_batch_size)
         self.use_graphs = use_graphs and self._cuda
-        self._model = ServedDenseNet(module, COMPUTE_DTYPES[precision]).to(self._device).eval()
+        self.input_shape = tuple(input_shape)
+        self.classes = classes
+        self._model = served_module(module, COMPUTE_DTYPES[precision]).to(self._device).eval()
         largest = self.buckets[-1]
         # Pinned host buffers: copies to and from the GPU are DMA transfers that need no staging copy and
         # let non_blocking copies be queued on the stream without waiting for the host.
-        self._host_in = torch.empty((largest, *INPUT_SHAPE), dtype=torch.float32, pin_memory=self._cuda)
-        self._host_out = torch.empty((largest, CLASSES), dtype=torch.float32, pin_memory=self._cuda)
+        self._host_in = torch.empty((largest, *self.input_shape), dtype=torch.float32, pin_memory=self._cuda)
+        self._host_out = torch.empty((largest, classes), dtype=torch.float32, pin_memory=self._cuda)
         # One input buffer for every bucket (bucket b reads its first b rows), as the graphs need fixed addresses.
-        self._static_in = torch.zeros((largest, *INPUT_SHAPE), dtype=torch.float32, device=self._device)
+        self._static_in = torch.zeros((largest, *self.input_shape), dtype=torch.float32, device=self._device)
         self._graphs: dict[int, _Graph] = {}
         self._lock = threading.Lock()
         self.warm_up_seconds: float | None = None
@@ -194,19 +180,24 @@ class CudaBackend:
         log.info("warm-up on %s (%s): %s in %.1f s%s", self.device, self.precision, what, self.warm_up_seconds, memory)
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        _check_shape(tuple(batch.shape))
+        self._check_shape(tuple(batch.shape))
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         return self._predict_rows(batch.shape[0], lambda start, stop: self._staged(batch[start:stop]))
 
     def predict_tensor(self, pixels: torch.Tensor) -> np.ndarray:
         """Like predict, for float32 pixels already on this device (gpu_decode.decode_batch): no host round trip."""
-        _check_shape(tuple(pixels.shape))
+        self._check_shape(tuple(pixels.shape))
         if pixels.device != self._device or pixels.dtype != torch.float32:
             raise ValueError(f"expected float32 pixels on {self.device}, got {pixels.dtype} on {pixels.device}")
         return self._predict_rows(pixels.shape[0], lambda start, stop: pixels[start:stop])
 
+    def _check_shape(self, shape: tuple[int, ...]) -> None:
+        if len(shape) != 4 or shape[1:] != self.input_shape or shape[0] < 1:
+            expected = ", ".join(map(str, self.input_shape))
+            raise ValueError(f"expected a float32 [N, {expected}] batch, got shape {shape}")
+
     def _predict_rows(self, count: int, rows: Callable[[int, int], torch.Tensor]) -> np.ndarray:
-        logits = np.empty((count, CLASSES), dtype=np.float32)
+        logits = np.empty((count, self.classes), dtype=np.float32)
         with torch.inference_mode(), self._lock, self._on_device():
             for chunk in plan_chunks(count, self.buckets):
                 logits[chunk.start : chunk.stop] = self._run(rows(chunk.start, chunk.stop), chunk.bucket)
@@ -233,8 +224,3 @@ class CudaBackend:
             # The copies and the pass are queued on this stream; the host buffers are reused by the next call.
             torch.cuda.current_stream(self._device).synchronize()
         return host_out.numpy()
-
-
-def _check_shape(shape: tuple[int, ...]) -> None:
-    if len(shape) != 4 or shape[1:] != INPUT_SHAPE or shape[0] < 1:
-        raise ValueError(f"expected a float32 [N, 3, 224, 224] batch, got shape {shape}")
