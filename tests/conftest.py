@@ -16,7 +16,7 @@ from torch import nn
 from support.paths import REPO_IMAGES, SHARED_LABELLED
 from support.random_weights import write_checkpoint
 from support.server_process import ServerProcess
-from support.several_models import SecondModel, write_second_model
+from support.several_models import SecondModel, write_models_file, write_second_model
 
 from densenet_server.config import Settings
 from densenet_server.service import InferenceService
@@ -82,6 +82,17 @@ def images_dir(tmp_path_factory: pytest.TempPathFactory, photos: list[Path]) -> 
 def server(checkpoint_path: Path, images_dir: Path) -> Iterator[ServerProcess]:
     """The real `densenet-server serve` on 127.0.0.1 and a free port, ready to answer."""
     with ServerProcess.start(["--weights", str(checkpoint_path), "--images-dir", str(images_dir)]) as process:
+        yield process
+
+
+@pytest.fixture(scope="session")
+def several_models_server(
+    checkpoint_path: Path, second_model: SecondModel, images_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """The real server with a models file of two models: the DenseNet-121 checkpoint as `densenet121` (the
+    default) and the multi-label ResNet-18 as `xray`; ready once both are loaded."""
+    models_file = write_models_file(tmp_path_factory.mktemp("models-file") / "models.toml", checkpoint_path, second_model)
+    with ServerProcess.start(["--models-file", str(models_file), "--images-dir", str(images_dir)]) as process:
         yield process
 
 

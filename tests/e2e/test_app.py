@@ -15,6 +15,6 @@ def test_server_stops_when_the_weights_cannot_load(tmp_path: Path) -> None:
     weights = tmp_path / "linear.pth"
     torch.save(nn.Linear(2, 2).state_dict(), weights)
     server = ServerProcess.start(["--weights", str(weights)], wait_ready=False)
-    with pytest.raises(RuntimeError, match="not a DenseNet-121 state dict"):
+    with pytest.raises(RuntimeError, match="is not a densenet121 state dict: it has no classifier.weight"):
         server.wait_ready(timeout_s=60)
     assert server.process.wait(30) != 0

@@ -16,6 +16,7 @@ from support.server_process import ServerProcess
 
 from densenet_server.config import load_settings
 from densenet_server.layout import choose_layout
+from densenet_server.model_record import DEFAULT_MODEL as MODEL
 from densenet_server.server import overload_warning
 
 CAT = (Path(__file__).resolve().parents[2] / "images" / "cat.jpg").read_bytes()
@@ -59,8 +60,8 @@ def test_full_queue_is_refused_at_once_and_the_server_stays_ready(tiny_queue_ser
         in_model = pool.submit(post_cat, server)
         gate.wait_entered()
         queued = [pool.submit(post_cat, server) for _ in range(QUEUE_IMAGES)]
-        wait_until(lambda: metric(server, "densenet_queue_images") == QUEUE_IMAGES, "a full queue")
-        decoded_before = metric(server, "densenet_stage_duration_seconds_count", stage="preprocess")
+        wait_until(lambda: metric(server, "densenet_queue_images", model=MODEL) == QUEUE_IMAGES, "a full queue")
+        decoded_before = metric(server, "densenet_stage_duration_seconds_count", model=MODEL, stage="preprocess")
 
         # Each of these would wait until the gate opens if it were queued: answered now, it was not.
         assert_overloaded(post_cat(server))
@@ -70,7 +71,7 @@ def test_full_queue_is_refused_at_once_and_the_server_stays_ready(tiny_queue_ser
         assert v2.status_code == 503 and int(v2.headers["Retry-After"]) >= 1
         assert "queue is full" in v2.json()["error"]
         # Refused before their images were decoded: shedding costs the overloaded server almost nothing.
-        assert metric(server, "densenet_stage_duration_seconds_count", stage="preprocess") == decoded_before
+        assert metric(server, "densenet_stage_duration_seconds_count", model=MODEL, stage="preprocess") == decoded_before
 
         # Shedding is not unreadiness: the pod keeps its place behind the load balancer.
         assert server.get("/ready").json() == {"status": "ready", "model": "densenet121"}
@@ -95,7 +96,8 @@ def test_requests_past_their_deadline_get_504_and_never_reach_the_model(
     short_deadline_server: ServerProcess, gate: Gate
 ) -> None:
     server = short_deadline_server
-    batches_before = metric(server, "densenet_inference_batch_size_count")
+    # None yet on a fresh server: the model's series starts with its first batch.
+    batches_before = metric(server, "densenet_inference_batch_size_count", missing=0.0, model=MODEL)
     with ThreadPoolExecutor(2) as pool, gate.closed():
         in_model = pool.submit(post_cat, server)
         gate.wait_entered()
@@ -105,11 +107,11 @@ def test_requests_past_their_deadline_get_504_and_never_reach_the_model(
             assert response.status_code == 504, response.text
             assert response.json()["error"]["code"] == "deadline_exceeded"
             assert "deadline" in response.json()["error"]["message"]
-    wait_until(lambda: metric(server, "densenet_inference_batch_size_count") == batches_before + 1,
+    wait_until(lambda: metric(server, "densenet_inference_batch_size_count", missing=0.0, model=MODEL) == batches_before + 1,
                "the held forward pass to finish")
     assert post_cat(server).status_code == 200
     # The queued request gave up before its turn: only the held pass and the last request ran.
-    assert metric(server, "densenet_inference_batch_size_count") == batches_before + 2
+    assert metric(server, "densenet_inference_batch_size_count", model=MODEL) == batches_before + 2
     assert server.get("/ready").status_code == 200
 
 

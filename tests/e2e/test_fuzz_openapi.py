@@ -4,9 +4,12 @@ documented content type, and match the documented schema. Seeded and bounded, so
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
-from schemathesis import checks
+from hypothesis import HealthCheck, given, settings, strategies
+from schemathesis import GenerationMode, checks
 from support.server_process import ServerProcess
 
 from densenet_server.app import create_app
@@ -19,6 +22,10 @@ CHECKS = [
     checks.content_type_conformance,
     checks.response_schema_conformance,
 ]
+# Seeded, so that a run repeats the last one; no deadline, as inference on 2 cores takes its time.
+SEEDED: dict[str, Any] = {
+    "derandomize": True, "deadline": None, "database": None, "suppress_health_check": list(HealthCheck),
+}
 
 # The document the `server` fixture serves: it depends on the settings only, and that server runs with
 # the defaults for everything the document mentions. Loaded here because parametrizing needs it at
@@ -27,12 +34,30 @@ schema = schemathesis.openapi.from_dict(create_app(Settings()).test_client().get
 
 
 @schema.parametrize()
-@settings(
-    max_examples=EXAMPLES_PER_OPERATION,
-    derandomize=True,
-    deadline=None,
-    database=None,
-    suppress_health_check=list(HealthCheck),
-)
+@settings(max_examples=EXAMPLES_PER_OPERATION, **SEEDED)
 def test_every_route_answers_as_documented(case: schemathesis.Case, server: ServerProcess) -> None:
     case.call_and_validate(base_url=server.base_url, checks=CHECKS, timeout=60)
+
+
+# What a server of several models documents differently: the `model` parameter (?model= and /v2's
+# model_name, enums of its names), top_k's bound and the answers' `model`, `labels` and `threshold`.
+MODEL_OPERATIONS = (
+    "liveness", "readiness", "classifyFile", "classifyUploads", "v2ModelMetadata", "v2ModelReadyVersioned",
+    "v2Infer", "v2RepositoryIndex", "v2RepositoryLoad",
+)
+EXAMPLES_PER_MODEL_OPERATION = 15
+
+
+@pytest.mark.parametrize("operation_id", MODEL_OPERATIONS)
+def test_a_two_model_server_answers_as_documented(several_models_server: ServerProcess, operation_id: str) -> None:
+    """The served document, fetched from the running server: it names the models it serves."""
+    document = several_models_server.get("/openapi.json").json()
+    operation = schemathesis.openapi.from_dict(document).find_operation_by_id(operation_id)
+    cases = strategies.one_of(operation.as_strategy(GenerationMode.POSITIVE), operation.as_strategy(GenerationMode.NEGATIVE))
+
+    @given(case=cases)
+    @settings(max_examples=EXAMPLES_PER_MODEL_OPERATION, **SEEDED)
+    def answers_as_documented(case: schemathesis.Case) -> None:
+        case.call_and_validate(base_url=several_models_server.base_url, checks=CHECKS, timeout=60)
+
+    answers_as_documented()

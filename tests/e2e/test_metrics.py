@@ -2,32 +2,12 @@
 
 from __future__ import annotations
 
-from prometheus_client.parser import text_string_to_metric_families
 from support.paths import CAT_JPEG
+from support.scraping import delta, scrape, value
 from support.server_process import ServerProcess
 
 CAT = CAT_JPEG.read_bytes()
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def scrape(server: ServerProcess) -> Samples:
-    response = server.get("/metrics")
-    assert response.status_code == 200
-    assert response.headers["Content-Type"].startswith("text/plain")
-    samples: Samples = {}
-    for family in text_string_to_metric_families(response.text):
-        for sample in family.samples:
-            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return samples
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
-
-
-def delta(before: Samples, after: Samples, name: str, **labels: str) -> float:
-    """How much a sample grew between two scrapes (the server's counters are cumulative over the session)."""
-    return value(after, name, **labels) - value(before, name, **labels)
+MODEL = "densenet121"  # inference metrics are labelled by model; the server serves this one
 
 
 def test_metrics_count_requests_batches_and_images(server: ServerProcess) -> None:
@@ -48,28 +28,28 @@ def test_metrics_count_requests_batches_and_images(server: ServerProcess) -> Non
 
     latency = "densenet_http_request_duration_seconds_count"
     assert delta(before, after, latency, method="POST", route="/inference") == 1
-    assert delta(before, after, "densenet_images_classified_total") == 4
+    assert delta(before, after, "densenet_images_classified_total", model=MODEL) == 4
     # Two forward passes: cat.jpg alone, and the three uploads of one request together.
     sizes = "densenet_inference_batch_size"
-    assert delta(before, after, f"{sizes}_count") == 2
-    assert delta(before, after, f"{sizes}_bucket", le="1.0") == 1
-    assert delta(before, after, f"{sizes}_bucket", le="2.0") == 1
-    assert delta(before, after, f"{sizes}_bucket", le="3.0") == 2
-    assert delta(before, after, f"{sizes}_sum") == 4
+    assert delta(before, after, f"{sizes}_count", model=MODEL) == 2
+    assert delta(before, after, f"{sizes}_bucket", model=MODEL, le="1.0") == 1
+    assert delta(before, after, f"{sizes}_bucket", model=MODEL, le="2.0") == 1
+    assert delta(before, after, f"{sizes}_bucket", model=MODEL, le="3.0") == 2
+    assert delta(before, after, f"{sizes}_sum", model=MODEL) == 4
     # Each image preprocessed once; each request's images queued once; each forward pass timed once.
     for stage, count in (("preprocess", 4), ("batcher", 2), ("inference", 2)):
-        assert delta(before, after, "densenet_stage_duration_seconds_count", stage=stage) == count, stage
+        assert delta(before, after, "densenet_stage_duration_seconds_count", model=MODEL, stage=stage) == count, stage
     # A missing file is no refused image: nothing here counts as an image error, of any kind.
     assert sum(
         after[key] - before.get(key, 0.0) for key in after if key[0] == "densenet_image_errors_total"
     ) == 0
-    assert ("densenet_queue_images", ()) in after
-    assert value(after, "densenet_model_load_seconds") > 0
-    assert value(after, "densenet_model_ready") == 1
+    assert ("densenet_queue_images", (("model", MODEL),)) in after
+    assert value(after, "densenet_model_load_seconds", model=MODEL) > 0
+    assert value(after, "densenet_model_ready", model=MODEL) == 1
 
 
 def test_refused_images_are_counted_by_kind(server: ServerProcess) -> None:
     before = scrape(server)
     assert server.post("/inference", data=b"junk", headers={"Content-Type": "image/jpeg"}).status_code == 400
     after = scrape(server)
-    assert delta(before, after, "densenet_image_errors_total", kind="InvalidImage") == 1
+    assert delta(before, after, "densenet_image_errors_total", model=MODEL, kind="InvalidImage") == 1

@@ -72,6 +72,29 @@ def test_real_answers_conform_to_the_document(server: ServerProcess, document: d
     conforms(document, "V2InferResponse", infer)
     conforms(document, "V2InferRequest", body)
     conforms(document, "V2Error", server.get("/v2/models/nope").json())
+    conforms(document, "V2RepositoryIndex", server.post("/v2/repository/index").json())
+
+
+def test_a_two_model_servers_answers_conform_to_its_document(several_models_server: ServerProcess) -> None:
+    server = several_models_server
+    document = server.get("/openapi.json").json()
+    multi_label = server.get("/inference/cat.jpg", params={"model": "xray"}).json()
+    assert {"labels", "threshold"} <= set(multi_label)
+    conforms(document, "Classification", multi_label)
+    conforms(document, "Classification", server.get("/inference/cat.jpg").json())
+    files = [("file", ("a.jpg", CAT, "image/jpeg")), ("file", ("b.jpg", b"junk", "image/jpeg"))]
+    conforms(document, "UploadResults", server.post("/inference", params={"model": "xray"}, files=files).json())
+    conforms(document, "Liveness", server.get("/").json())
+    conforms(document, "Readiness", server.get("/ready", params={"model": "xray"}).json())
+    conforms(document, "Error", server.get("/inference/cat.jpg", params={"model": "nope"}).json())
+    conforms(document, "V2ModelMetadata", server.get("/v2/models/xray").json())
+    conforms(document, "V2RepositoryIndex", server.post("/v2/repository/index").json())
+    # The schema names the served models: an answer from another model would not conform.
+    with pytest.raises(jsonschema.ValidationError, match="'resnet50' is not one of"):
+        conforms(document, "Classification", {**multi_label, "model": "resnet50"})
+    # top_k's bound is the largest class count; each model's own is checked by the route (400).
+    top_k = next(p for p in document["paths"]["/inference"]["post"]["parameters"] if p["name"] == "top_k")
+    assert top_k["schema"]["maximum"] == 1000
 
 
 def test_docs_page_uses_only_vendored_assets(server: ServerProcess) -> None:

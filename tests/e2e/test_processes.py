@@ -12,6 +12,7 @@ from support.server_process import ServerProcess
 from support.waiting import wait_until
 
 from densenet_server.engine.launcher import ENGINE_COMMAND, LOAD_FAILED
+from densenet_server.model_record import DEFAULT_MODEL as MODEL
 
 CAT = CAT_JPEG.read_bytes()
 
@@ -36,12 +37,12 @@ def test_two_fronts_share_one_engine_and_count_together(checkpoint_path: Path, i
         assert expected["device"] == "cpu" and expected["backend"] == "onnxruntime"
         # Each front counts its own requests; /metrics, from whichever front answers, adds them all up.
         assert metric(server, "densenet_http_requests_total", method="POST", route="/inference", status="200") == 12
-        assert metric(server, "densenet_images_classified_total") == 12
+        assert metric(server, "densenet_images_classified_total", model=MODEL) == 12
         # The engine's own numbers are there too.
-        assert metric(server, "densenet_inference_batch_size_sum") == 12
-        assert metric(server, "densenet_model_ready") == 1
+        assert metric(server, "densenet_inference_batch_size_sum", model=MODEL) == 12
+        assert metric(server, "densenet_model_ready", model=MODEL) == 1
         assert metric(
-            server, "densenet_model_info", model="densenet121", backend="onnxruntime", precision="fp32",
+            server, "densenet_model_info", model=MODEL, backend="onnxruntime", precision="fp32",
             device="cpu", weights=expected["weights"], weights_published="false",
         ) == 1
         assert server.stop() == 0
@@ -54,7 +55,7 @@ def test_the_server_stops_when_its_engine_dies(checkpoint_path: Path) -> None:
         engine_process(server).send_signal(signal.SIGKILL)
         # Not a server that stays up answering 503 for ever: the supervisor must restart it.
         assert server.process.wait(30) == LOAD_FAILED
-        assert "the engine process died" in server.log()
+        assert f"the engine process of model {MODEL} died" in server.log()
         # ...and no front is left behind.
         wait_until(lambda: not any(front.is_running() for front in fronts), "the fronts to exit", timeout_s=10)
     finally:

@@ -21,6 +21,7 @@ from densenet_server.config import load_settings
 from densenet_server.engine.launcher import ENGINE_COMMAND
 from densenet_server.engine.paths import RunPaths
 from densenet_server.layout import choose_layout
+from densenet_server.model_record import DEFAULT_MODEL as MODEL
 from densenet_server.server import DrainingWorker, GunicornServer
 
 CAT = CAT_JPEG.read_bytes()
@@ -53,7 +54,7 @@ def test_sigterm_drains_every_accepted_request_then_exits_0(
         with ThreadPoolExecutor(IN_FLIGHT) as pool, gate.closed():
             in_flight = [pool.submit(post_cat, server) for _ in range(IN_FLIGHT)]
             gate.wait_entered()
-            wait_until(lambda: metric(server, "densenet_queue_images") == IN_FLIGHT - 1, "every request accepted")
+            wait_until(lambda: metric(server, "densenet_queue_images", model=MODEL) == IN_FLIGHT - 1, "every request accepted")
 
             server.process.send_signal(signal.SIGTERM)
             # Not ready at once, as seen on a connection the server had already accepted (polled, as
@@ -124,9 +125,9 @@ def test_a_request_held_past_the_grace_period_still_gets_an_answer_and_the_serve
         server.stop()
 
 
-def test_gunicorn_gets_the_grace_period_and_the_draining_worker() -> None:
+def test_gunicorn_gets_the_grace_period_and_the_draining_worker(tmp_path: Path) -> None:
     settings, layout = choose_layout(load_settings({"shutdown_grace_s": 7, "request_timeout_s": 5.0}, environ={}))
-    config = GunicornServer(settings, layout, RunPaths(Path("/nonexistent"))).cfg
+    config = GunicornServer(settings, layout, RunPaths(tmp_path), [settings]).cfg
     assert config.graceful_timeout == 7
     assert config.worker_class is DrainingWorker
     assert config.accesslog is None  # the app writes the access log itself

@@ -7,6 +7,7 @@ Debian's chromium there, so a missing browser is a broken set-up, never a reason
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterator, Mapping
@@ -71,8 +72,9 @@ def browser() -> Iterator[object]:
         browser.close()
 
 
-@pytest.fixture
-def page(browser: object, server: ServerProcess) -> Iterator[object]:
+@contextlib.contextmanager
+def page_of(browser: object, server: ServerProcess) -> Iterator[object]:
+    """A fresh page that must reach nothing but ``server``."""
     context = browser.new_context(viewport={"width": 1100, "height": 800})  # type: ignore[attr-defined]
     page = context.new_page()
     outside: list[str] = []
@@ -80,6 +82,18 @@ def page(browser: object, server: ServerProcess) -> Iterator[object]:
     yield page
     context.close()
     assert not outside, f"the page reached outside the server: {outside}"
+
+
+@pytest.fixture
+def page(browser: object, server: ServerProcess) -> Iterator[object]:
+    with page_of(browser, server) as opened:
+        yield opened
+
+
+@pytest.fixture
+def several_models_page(browser: object, several_models_server: ServerProcess) -> Iterator[object]:
+    with page_of(browser, several_models_server) as opened:
+        yield opened
 
 
 def test_choose_a_photo_and_see_the_top5_as_bars(page: object, server: ServerProcess) -> None:
@@ -101,6 +115,49 @@ def test_choose_a_photo_and_see_the_top5_as_bars(page: object, server: ServerPro
     assert expected["class"] in page.locator("#status").inner_text()  # type: ignore[attr-defined]
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "ui-top5.png"), full_page=True)  # type: ignore[attr-defined]
+
+
+def test_one_model_needs_no_choice(page: object, server: ServerProcess) -> None:
+    uploads: list[str] = []
+    page.on("request", lambda request: uploads.append(request.url) if request.method == "POST" else None)  # type: ignore[attr-defined]
+    page.goto(server.url("/ui"))  # type: ignore[attr-defined]
+    page.locator("#model-hint", has_text="densenet121 (densenet121, 1000 classes)").wait_for(timeout=60_000)  # type: ignore[attr-defined]
+    assert page.locator("#model-choice").is_hidden()  # type: ignore[attr-defined]
+    page.set_input_files("#file-input", str(PHOTO))  # type: ignore[attr-defined]
+    page.locator("#labels li").nth(4).wait_for(timeout=60_000)  # type: ignore[attr-defined]
+    assert uploads == [server.url("/inference?top_k=5")]  # the plain URL: the default model
+    assert page.locator("#chosen-labels").is_hidden()  # type: ignore[attr-defined]
+
+
+def test_choose_the_multi_label_model_and_see_its_labels(several_models_page: object, several_models_server: ServerProcess) -> None:
+    page, server = several_models_page, several_models_server
+    expected = server.get("/inference/cat.jpg", params={"model": "xray"}).json()
+    uploads: list[str] = []
+    page.on("request", lambda request: uploads.append(request.url) if request.method == "POST" else None)  # type: ignore[attr-defined]
+    page.goto(server.url("/ui"))  # type: ignore[attr-defined]
+    choice = page.locator("#model-select")  # type: ignore[attr-defined]
+    choice.wait_for(timeout=60_000)
+    options = page.locator("#model-select option")  # type: ignore[attr-defined]
+    assert [options.nth(i).get_attribute("value") for i in range(options.count())] == ["densenet121", "xray"]
+    assert choice.input_value() == "densenet121"  # the default first
+    choice.select_option("xray")
+    assert "xray (resnet18, 14 classes, multi-label)" in page.locator("#model-hint").inner_text()  # type: ignore[attr-defined]
+    page.set_input_files("#file-input", str(PHOTO))  # type: ignore[attr-defined]
+    page.locator("#labels li").nth(4).wait_for(timeout=60_000)  # type: ignore[attr-defined]
+    assert uploads == [server.url("/inference?top_k=5&model=xray")]
+    assert page.locator(".label-name").all_inner_texts() == [e["label"] for e in expected["top_k"]]  # type: ignore[attr-defined]
+    chosen = page.locator("#chosen-labels").inner_text()  # type: ignore[attr-defined]
+    assert chosen.startswith("Labels at or above 50.0%: ")
+    assert chosen.count("%") - 1 == len(expected["labels"]) > 0
+    assert all(entry["label"] in chosen for entry in expected["labels"])
+    assert "(xray)" in page.locator("#status").inner_text()  # type: ignore[attr-defined]
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "ui-several-models.png"), full_page=True)  # type: ignore[attr-defined]
+    # Choosing the default model classifies the same image again, with it: no multi-label line.
+    choice.select_option("densenet121")
+    page.locator("#status", has_text="(densenet121)").wait_for(timeout=60_000)  # type: ignore[attr-defined]
+    assert uploads[-1] == server.url("/inference?top_k=5&model=densenet121")
+    assert page.locator("#chosen-labels").is_hidden()  # type: ignore[attr-defined]
 
 
 def test_drop_a_photo_onto_the_page(page: object, server: ServerProcess) -> None:

@@ -58,6 +58,11 @@ def test_health_and_metadata_through_tritonclient(client: triton.InferenceServer
     assert metadata["outputs"] == [{"name": "probabilities", "datatype": "FP32", "shape": [-1, 1000]}]
     with pytest.raises(InferenceServerException, match="unknown model 'resnet50'"):
         client.get_model_metadata("resnet50")
+    # The repository extension's index, as Triton's client asks for it (an empty POST).
+    assert "model_repository" in server["extensions"]
+    assert client.get_model_repository_index() == [{"name": MODEL, "version": "1", "state": "READY"}]
+    with pytest.raises(InferenceServerException, match="loads its models at start-up"):
+        client.load_model(MODEL)
 
 
 @pytest.mark.parametrize("binary", [True, False], ids=["binary", "json"])

@@ -60,11 +60,15 @@ def start_gated_server(args: Sequence[str], gate: Gate) -> ServerProcess:
         return ServerProcess.start(args, env=gate.env())
 
 
-def metric(server: ServerProcess, name: str, **labels: str) -> float:
+def metric(server: ServerProcess, name: str, missing: float | None = None, **labels: str) -> float:
+    """The sample's value; ``missing`` if the server shows no such sample (a labelled series appears with
+    its first observation), KeyError when None."""
     for family in text_string_to_metric_families(server.get("/metrics").text):
         for sample in family.samples:
             if sample.name == name and sample.labels == labels:
                 return sample.value
+    if missing is not None:
+        return missing
     raise KeyError(f"{name} {labels}")
 
 

@@ -1,4 +1,5 @@
-// The web page: choose or drop an image, preview it, POST it to /inference, show the top-5 as bars.
+// The web page: choose or drop an image, preview it, POST it to /inference, show the top-5 as bars. When
+// the server serves several models (GET /'s `models`), a list chooses the one that answers.
 (function () {
   "use strict";
   const input = document.getElementById("file-input");
@@ -7,13 +8,57 @@
   const preview = document.getElementById("preview");
   const status = document.getElementById("status");
   const labels = document.getElementById("labels");
+  const chosenLabels = document.getElementById("chosen-labels");
   const warning = document.getElementById("warning");
+  const modelChoice = document.getElementById("model-choice");
+  const modelSelect = document.getElementById("model-select");
+  const modelHint = document.getElementById("model-hint");
   let previewUrl = null;
+  let served = [];
+  let currentFile = null;  // classified again when another model is chosen
+
+  function describe(model) {
+    const facts = [model.architecture];
+    if (model.classes !== null) facts.push(model.classes + " classes");  // null while it loads
+    if (model.multi_label) facts.push("multi-label");
+    return model.name + " (" + facts.join(", ") + ")";
+  }
+
+  function showModelHint() {
+    const model = served.find((each) => each.name === modelSelect.value) || served[0];
+    modelHint.textContent = model ? "Model: " + describe(model) + "." : "";
+  }
+
+  async function loadModels() {
+    try {
+      const response = await fetch("/");
+      served = (await response.json()).models || [];
+    } catch (error) {
+      served = [];  // the page still works: uploads go to the default model
+    }
+    modelSelect.replaceChildren(...served.map((model) => new Option(describe(model), model.name)));
+    // One model needs no choice, and its uploads keep the plain URL.
+    modelChoice.hidden = served.length < 2;
+    showModelHint();
+  }
+
+  function percentOf(probability) {
+    return (probability * 100).toFixed(1) + "%";
+  }
+
+  function showMultiLabels(answer) {
+    // A multi-label model's answer: every class at or above its threshold (maybe none).
+    chosenLabels.hidden = !answer.labels;
+    if (!answer.labels) return;
+    const names = answer.labels.map((entry) => entry.label + " " + percentOf(entry.probability));
+    chosenLabels.textContent = names.length
+      ? "Labels at or above " + percentOf(answer.threshold) + ": " + names.join(", ")
+      : "No label reaches " + percentOf(answer.threshold);
+  }
 
   function showLabels(answer) {
     labels.replaceChildren();
     for (const entry of answer.top_k) {
-      const percent = (entry.probability * 100).toFixed(1) + "%";
       const item = document.createElement("li");
       item.className = "label";
       const line = document.createElement("div");
@@ -23,7 +68,7 @@
       name.textContent = entry.label;
       const value = document.createElement("span");
       value.className = "label-percent";
-      value.textContent = percent;
+      value.textContent = percentOf(entry.probability);
       line.append(name, value);
       const bar = document.createElement("div");
       bar.className = "bar";
@@ -33,31 +78,40 @@
       item.append(line, bar);
       labels.append(item);
     }
+    showMultiLabels(answer);
     warning.hidden = !answer.warning;
     warning.textContent = answer.warning || "";
   }
 
+  function inferenceUrl() {
+    const query = new URLSearchParams({ top_k: "5" });
+    if (!modelChoice.hidden) query.set("model", modelSelect.value);
+    return "/inference?" + query;
+  }
+
   async function classify(file) {
     if (!file) return;
+    currentFile = file;
     if (previewUrl) URL.revokeObjectURL(previewUrl);
     previewUrl = URL.createObjectURL(file);
     preview.src = previewUrl;
     result.hidden = false;
     labels.replaceChildren();
+    chosenLabels.hidden = true;
     warning.hidden = true;
     status.className = "";
     status.textContent = "Classifying " + file.name + "…";
     const form = new FormData();
     form.append("file", file, file.name);
     try {
-      const response = await fetch("/inference?top_k=5", { method: "POST", body: form });
+      const response = await fetch(inferenceUrl(), { method: "POST", body: form });
       const answer = await response.json();
       if (!response.ok) {
         status.className = "error";
         status.textContent = (answer.error && answer.error.message) || ("HTTP " + response.status);
         return;
       }
-      status.textContent = file.name + ": " + answer["class"];
+      status.textContent = file.name + ": " + answer["class"] + " (" + answer.model + ")";
       showLabels(answer);
     } catch (error) {
       status.className = "error";
@@ -65,6 +119,10 @@
     }
   }
 
+  modelSelect.addEventListener("change", () => {
+    showModelHint();
+    if (currentFile) classify(currentFile);
+  });
   input.addEventListener("change", () => classify(input.files[0]));
   for (const kind of ["dragenter", "dragover"]) {
     dropZone.addEventListener(kind, (event) => {
@@ -79,4 +137,5 @@
     event.preventDefault();
     classify(event.dataTransfer.files[0]);
   });
+  loadModels();
 })();
