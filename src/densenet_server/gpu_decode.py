@@ -8,9 +8,12 @@ and whose size is within the limits, and which end with the end-of-image marker;
 arithmetic, rotated, truncated, too large, very long and thin) goes to the CPU path of today, which answers
 it as it does now. The limits are applied before anything reaches the GPU.
 
-The transform is preprocess.py's on tensors: short side to 256 (bilinear, antialiased, uint8 result as
-Pillow's), centre crop 224 (torchvision's rounding), scale to [0, 1], normalise. The decoders differ (nvJPEG
-or torchvision's libjpeg against Pillow's), so pixels differ a little; tests measure by how much.
+The transform is preprocess.py's on tensors, from the served model's record (model_record.Preprocessing):
+the short side to its resize size (e.g. 256; bilinear, antialiased, uint8 result as Pillow's), the centre
+crop (e.g. 224; torchvision's rounding), scale to [0, 1], normalise with its mean and std. Only bilinear
+models get here: the route refuses the others (nvjpeg_route.device_preprocessing_reason), and so does this
+module. The decoders differ (nvJPEG or torchvision's libjpeg against Pillow's), so pixels differ a little;
+tests measure by how much.
 """
 
 from __future__ import annotations
@@ -25,8 +28,8 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as F
 
 from .decoding import ImageError
-from .nvjpeg_route import cpu_reason, nvjpeg_can_decode
-from .preprocess import CROP_SIZE, MEAN, RESIZE_SHORT_SIDE, STD
+from .model_record import Preprocessing
+from .nvjpeg_route import cpu_reason, device_preprocessing_reason, nvjpeg_can_decode
 
 __all__ = ["cpu_reason", "decode_batch", "decode_crops", "decode_each", "normalise", "nvjpeg_can_decode", "prepare_batch"]
 
@@ -35,31 +38,36 @@ log = logging.getLogger(__name__)
 PreparedImage = torch.Tensor | ImageError
 
 
-def decode_crops(datas: Sequence[bytes], device: str | torch.device) -> torch.Tensor:
-    """uint8 [N, 3, 224, 224] on ``device``: decoded (nvJPEG on CUDA, in one call), resized, centre-cropped.
+def decode_crops(datas: Sequence[bytes], device: str | torch.device, preprocessing: Preprocessing) -> torch.Tensor:
+    """uint8 [N, 3, crop, crop] on ``device``: decoded (nvJPEG on CUDA, in one call), resized, centre-cropped.
 
-    Only for data nvjpeg_can_decode() accepted; raises RuntimeError if a decoder refuses one of them.
+    Only for data nvjpeg_can_decode() accepted; raises RuntimeError if a decoder refuses one of them, and
+    ValueError for a preprocessing the device does not reproduce.
     """
+    reason = device_preprocessing_reason(preprocessing)
+    if reason is not None:
+        raise ValueError(reason)
     encoded = [torch.frombuffer(bytearray(data), dtype=torch.uint8) for data in datas]
     images = decode_jpeg(encoded, mode=ImageReadMode.RGB, device=device)
-    return torch.stack([_resize_crop(image) for image in images])
+    return torch.stack([_resize_crop(image, preprocessing) for image in images])
 
 
-def _resize_crop(image: torch.Tensor) -> torch.Tensor:
-    # size=[256]: the short side, the long one truncated, as preprocess.resized_size.
-    resized = F.resize(image, [RESIZE_SHORT_SIDE], interpolation=InterpolationMode.BILINEAR, antialias=True)
-    return F.center_crop(resized, [CROP_SIZE, CROP_SIZE])
+def _resize_crop(image: torch.Tensor, preprocessing: Preprocessing) -> torch.Tensor:
+    # One size: the short side, the long one truncated, as preprocess.resized_size.
+    interpolation = InterpolationMode(preprocessing.interpolation)
+    resized = F.resize(image, [preprocessing.resize_size], interpolation=interpolation, antialias=True)
+    return F.center_crop(resized, [preprocessing.crop_size, preprocessing.crop_size])
 
 
-def normalise(crops: torch.Tensor) -> torch.Tensor:
+def normalise(crops: torch.Tensor, preprocessing: Preprocessing) -> torch.Tensor:
     """uint8 crops -> the model's float32 input, on their device."""
     pixels = F.to_dtype(crops, torch.float32, scale=True)
-    return F.normalize(pixels, mean=MEAN.ravel().tolist(), std=STD.ravel().tolist())
+    return F.normalize(pixels, mean=list(preprocessing.mean), std=list(preprocessing.std))
 
 
-def decode_batch(datas: Sequence[bytes], device: str | torch.device) -> torch.Tensor:
-    """float32 [N, 3, 224, 224] on ``device``, for data nvjpeg_can_decode() accepted."""
-    return normalise(decode_crops(datas, device))
+def decode_batch(datas: Sequence[bytes], device: str | torch.device, preprocessing: Preprocessing) -> torch.Tensor:
+    """float32 [N, 3, crop, crop] on ``device``, for data nvjpeg_can_decode() accepted."""
+    return normalise(decode_crops(datas, device, preprocessing), preprocessing)
 
 
 def prepare_batch(
@@ -67,16 +75,17 @@ def prepare_batch(
     device: str | torch.device,
     max_pixels: int,
     cpu_prepare: Callable[[bytes], np.ndarray],
+    preprocessing: Preprocessing,
 ) -> list[PreparedImage]:
-    """Each image's float32 [3, 224, 224] on ``device``, or the ImageError the CPU path raised for it.
+    """Each image's float32 [3, crop, crop] on ``device``, or the ImageError the CPU path raised for it.
 
     nvJPEG decodes what it may, in one call; if that call fails, each of those images is tried alone, and
     what still fails goes to ``cpu_prepare`` (decoding.decode_image + preprocess), so a broken image gets
     today's answer and does not fail its batch. Everything else goes to ``cpu_prepare`` directly.
     """
     results: list[PreparedImage | None] = [None] * len(datas)
-    for_gpu = [i for i, data in enumerate(datas) if nvjpeg_can_decode(data, max_pixels)]
-    for index, pixels in decode_each([datas[i] for i in for_gpu], device, decode_batch).items():
+    for_gpu = [i for i, data in enumerate(datas) if nvjpeg_can_decode(data, max_pixels, preprocessing)]
+    for index, pixels in decode_each([datas[i] for i in for_gpu], device, preprocessing, decode_batch).items():
         results[for_gpu[index]] = pixels
     for i, data in enumerate(datas):
         if results[i] is None:
@@ -84,22 +93,24 @@ def prepare_batch(
     return [result for result in results if result is not None]
 
 
-Decode = Callable[[Sequence[bytes], str | torch.device], torch.Tensor]
+Decode = Callable[[Sequence[bytes], str | torch.device, Preprocessing], torch.Tensor]
 
 
-def decode_each(datas: Sequence[bytes], device: str | torch.device, decode: Decode) -> dict[int, torch.Tensor]:
+def decode_each(
+    datas: Sequence[bytes], device: str | torch.device, preprocessing: Preprocessing, decode: Decode
+) -> dict[int, torch.Tensor]:
     """``decode`` (decode_batch or decode_crops) of each image, by its index: all in one call, or, if that
     call fails, each alone; the indices missing from the answer are the images the decoder refused."""
     if not datas:
         return {}
     try:
-        return dict(enumerate(decode(datas, device)))
+        return dict(enumerate(decode(datas, device, preprocessing)))
     except RuntimeError as exc:
         log.info("batched decoding of %d JPEGs on %s failed (%s); decoding them one by one", len(datas), device, exc)
     decoded = {}
     for index, data in enumerate(datas):
         try:
-            decoded[index] = decode([data], device)[0]
+            decoded[index] = decode([data], device, preprocessing)[0]
         except RuntimeError as exc:
             log.info("decoding a JPEG on %s failed (%s)", device, exc)
     return decoded
@@ -120,13 +131,13 @@ class UndecodedImages(RuntimeError):
         self.indices = list(indices)
 
 
-def host_crops(datas: Sequence[bytes], device: str | torch.device) -> np.ndarray:
-    """uint8 crops [N, 224, 224, 3] in host memory, decoded, resized and cropped on ``device``.
+def host_crops(datas: Sequence[bytes], device: str | torch.device, preprocessing: Preprocessing) -> np.ndarray:
+    """uint8 crops [N, crop, crop, 3] in host memory, decoded, resized and cropped on ``device``.
 
     The layout of the crops an HTTP front sends, so that from here on the engine treats both alike (the same
     normalisation, the same batcher). Raises UndecodedImages when the decoder refuses any of them.
     """
-    decoded = decode_each(datas, device, decode_crops)
+    decoded = decode_each(datas, device, preprocessing, decode_crops)
     missing = [index for index in range(len(datas)) if index not in decoded]
     if missing:
         raise UndecodedImages(missing)

@@ -142,12 +142,15 @@ class InferenceService:
         return [next(rows) if isinstance(crops, np.ndarray) else crops for crops in prepared]
 
     def _decodes_on_device(self, images: Sequence[bytes]) -> bool:
-        """Whether these images go to the engine encoded. Never for a CPU engine; and a request is never
-        split between the two paths (one INFER, one kind of rows), so one image the route refuses sends
-        all of them through Pillow here."""
-        if not images or not self.info.device.startswith("cuda"):
+        """Whether these images go to the engine encoded. Never for a CPU engine, nor for a model whose
+        preprocessing only Pillow reproduces (nvjpeg_route.py); and a request is never split between the
+        two paths (one INFER, one kind of rows), so one image the route refuses sends all of them through
+        Pillow here."""
+        info = self.info
+        if not images or not info.device.startswith("cuda"):
             return False
-        return all(nvjpeg_can_decode(data, self.settings.max_image_pixels) for data in images)
+        preprocessing = info.record.preprocessing
+        return all(nvjpeg_can_decode(data, self.settings.max_image_pixels, preprocessing) for data in images)
 
     def _device_decoded_probabilities(self, images: Sequence[bytes]) -> np.ndarray | None:
         """Probabilities of JPEGs the engine decodes on its device; None if it could not decode one of them.

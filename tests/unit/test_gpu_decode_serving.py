@@ -3,7 +3,8 @@ engine), the JPEG rows of the protocol and their malformed frames, and the engin
 
 The engine side runs in this process behind a real Unix socket (as in test_engine_process.py), with
 gpu_decode on device "cpu" (torchvision's libjpeg instead of nvJPEG) standing in for the GPU; the engine
-merely *says* it serves on "cuda:0", which is all a front goes by. tests/gpu runs the same on a real GPU.
+merely *says* it serves on "cuda:0", which is all a front goes by. A model whose resize is bicubic is served
+the same way, but its JPEGs are always decoded by the front. tests/gpu runs the same on a real GPU.
 """
 
 from __future__ import annotations
@@ -33,23 +34,29 @@ from densenet_server.engine.jpegs import device_crops
 from densenet_server.engine.paths import RunPaths
 from densenet_server.engine.process import EngineServer
 from densenet_server.engine.shared_state import SharedState, write_json
+from densenet_server.model_record import DENSENET121, ModelRecord, Preprocessing
 from densenet_server.postprocess import softmax
 from densenet_server.preprocess import crop, normalize
 from densenet_server.service import InferenceService
-from densenet_server.weights import CATEGORIES, WeightsInfo
+from densenet_server.weights import WeightsInfo
 
 QUEUE = 16
 Predict = Callable[[np.ndarray], np.ndarray]
+DENSENET = DENSENET121.preprocessing
+# DenseNet-121's record but resized bicubically (as efficientnet_b0): the device's resize is not measured for it.
+BICUBIC = DENSENET121.with_changes(
+    name="bicubic-model", preprocessing=Preprocessing(256, 224, "bicubic", DENSENET.mean, DENSENET.std)
+)
 
 
-def info(device: str) -> ModelInfo:
-    return ModelInfo("densenet121", WeightsInfo("file x sha256:00", False, "00" * 32), "stand-in", "fp32", device, CATEGORIES)
+def model_info(device: str, record: ModelRecord = DENSENET121) -> ModelInfo:
+    return ModelInfo(record, WeightsInfo("file x sha256:00", False, "00" * 32), "stand-in", "fp32", device)
 
 
 def channel_means(pixels: np.ndarray) -> np.ndarray:
     """A stand-in model whose logits depend on each image alone, exactly: its mean per channel."""
     means = pixels.mean(axis=(2, 3), dtype=np.float64).astype(np.float32)
-    return np.pad(means, ((0, 0), (0, 997)))
+    return np.pad(means, ((0, 0), (0, DENSENET121.num_classes - 3)))
 
 
 @dataclass
@@ -60,6 +67,7 @@ class StandInEngine:
     gate: threading.Event = field(default_factory=threading.Event)
     entered: threading.Event = field(default_factory=threading.Event)
     decoded: list[list[bytes]] = field(default_factory=list)  # the JPEG rows it was sent, per INFER
+    info: ModelInfo = field(default_factory=lambda: model_info("cuda:0"))
     loaded: bool = True
     batcher: Batcher = field(init=False)
 
@@ -75,7 +83,7 @@ class StandInEngine:
 
     def decode_jpegs(self, datas: Sequence[bytes]) -> np.ndarray:
         self.decoded.append(list(datas))
-        return device_crops(datas, "cpu", LIMIT)
+        return device_crops(datas, "cpu", LIMIT, self.info.record.preprocessing)
 
 
 @dataclass
@@ -90,19 +98,21 @@ Serve = Callable[..., Served]
 
 @pytest.fixture
 def serve() -> Iterator[Serve]:
-    """serve(device, predict=..., max_image_pixels=...): an engine that says it runs on ``device``, and a front's
-    service for it."""
+    """serve(device, predict=..., max_image_pixels=..., record=...): an engine that says it runs on ``device``
+    and serves ``record`` (DenseNet-121's by default), and a front's service for it."""
     started: list[tuple[Served, EngineServer]] = []
     # Not tmp_path: a Unix socket's path must stay short (108 bytes), and parametrised test names are long.
     folder = tempfile.TemporaryDirectory(prefix="gpu-decode-")
 
-    def start(device: str, predict: Predict = channel_means, max_image_pixels: int = LIMIT) -> Served:
+    def start(
+        device: str, predict: Predict = channel_means, max_image_pixels: int = LIMIT, record: ModelRecord = DENSENET121
+    ) -> Served:
         paths = RunPaths(Path(folder.name) / str(len(started)))
         paths.folder.mkdir()
         state = SharedState.create(paths.state, QUEUE)
-        engine = StandInEngine(predict)
+        engine = StandInEngine(predict, info=model_info(device, record))
         server = EngineServer(engine, paths)  # type: ignore[arg-type]
-        write_json(paths.model_info, {"model": info(device).to_dict(), "layout": {}})
+        write_json(paths.model_info, {"model": engine.info.to_dict(), "layout": {}})
         state.set_ready()
         service = InferenceService(Settings(max_image_pixels=max_image_pixels, request_timeout_s=20), RemoteEngine(paths))
         service.load()
@@ -119,9 +129,17 @@ def serve() -> Iterator[Serve]:
     folder.cleanup()
 
 
-def cpu_path_probabilities(datas: Sequence[bytes], predict: Predict = channel_means) -> np.ndarray:
+def cpu_path_probabilities(
+    datas: Sequence[bytes], predict: Predict = channel_means, preprocessing: Preprocessing = DENSENET
+) -> np.ndarray:
     """What a front that decodes with Pillow gets: the stand-in model on today's crops."""
-    return softmax(predict(normalize(np.stack([crop(decode_image(data, LIMIT)) for data in datas]))))
+    crops = np.stack([crop(decode_image(data, LIMIT), preprocessing) for data in datas])
+    return softmax(predict(normalize(crops, preprocessing)))
+
+
+def device_path_probabilities(datas: Sequence[bytes]) -> np.ndarray:
+    """What a CUDA engine answers for JPEGs it decodes: the stand-in model on the device's crops."""
+    return softmax(channel_means(normalize(device_crops(datas, "cpu", LIMIT, DENSENET), DENSENET)))
 
 
 JPEGS = [encode(photo(seed=seed), quality=90) for seed in (1, 2, 3)]
@@ -168,7 +186,7 @@ def test_malformed_jpeg_rows_are_refused(count: int, payload: bytes, message: st
 
 def test_jpeg_rows_are_not_arrays_and_arrays_are_not_jpegs() -> None:
     with pytest.raises(protocol.ProtocolViolation, match="JPEG rows are encoded images"):
-        protocol.rows_of(jpeg_frame(1, lengths(2) + b"ab"))
+        protocol.rows_of(jpeg_frame(1, lengths(2) + b"ab"), DENSENET)
     with pytest.raises(protocol.ProtocolViolation, match="rows type 1 is not JPEG"):
         protocol.jpegs_of(jpeg_frame(1, lengths(2) + b"ab", protocol.RowsType.CROPS))
 
@@ -188,22 +206,29 @@ def test_a_malformed_jpeg_frame_closes_the_fronts_connection(serve: Serve) -> No
 
 
 def test_device_crops_are_the_devices_decoding_in_the_fronts_layout() -> None:
-    crops = device_crops(JPEGS, "cpu", LIMIT)
+    crops = device_crops(JPEGS, "cpu", LIMIT, DENSENET)
     assert crops.shape == (3, 224, 224, 3) and crops.dtype == np.uint8
-    assert np.array_equal(crops, gpu_decode.decode_crops(JPEGS, "cpu").permute(0, 2, 3, 1).numpy())
+    assert np.array_equal(crops, gpu_decode.decode_crops(JPEGS, "cpu", DENSENET).permute(0, 2, 3, 1).numpy())
+    other = Preprocessing(255, 240, "bilinear", DENSENET.mean, DENSENET.std)
+    assert device_crops(JPEGS[:1], "cpu", LIMIT, other).shape == (1, 240, 240, 3)  # the model's own crop
 
 
 def test_device_crops_refuse_rather_than_fail() -> None:
     with pytest.raises(DeviceDecodeRefused, match=r"image\(s\) \[1\] are not JPEGs within the size limits"):
-        device_crops([BASELINE, PNG], "cpu", LIMIT)
+        device_crops([BASELINE, PNG], "cpu", LIMIT, DENSENET)
     with pytest.raises(DeviceDecodeRefused, match=r"\[0\] are not JPEGs within the size limits"):
-        device_crops([BASELINE], "cpu", 1000)  # 400x300: over a limit of 1000 pixels
+        device_crops([BASELINE], "cpu", 1000, DENSENET)  # 400x300: over a limit of 1000 pixels
+
+
+def test_device_crops_refuse_a_model_whose_resize_only_pillow_reproduces() -> None:
+    with pytest.raises(DeviceDecodeRefused, match="prepared with Pillow: bicubic resizing"):
+        device_crops([BASELINE], "cpu", LIMIT, BICUBIC.preprocessing)
 
 
 def test_device_crops_name_the_images_the_decoder_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     refuse_device_decoding(monkeypatch, JPEGS[1])
     with pytest.raises(DeviceDecodeRefused, match=r"the decoder on cpu refused image\(s\) \[1\]"):
-        device_crops(JPEGS, "cpu", LIMIT)
+        device_crops(JPEGS, "cpu", LIMIT, DENSENET)
 
 
 def test_device_crops_without_torchvision_refuse(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -211,26 +236,26 @@ def test_device_crops_without_torchvision_refuse(monkeypatch: pytest.MonkeyPatch
     monkeypatch.delattr(densenet_server, "gpu_decode")
     monkeypatch.setitem(sys.modules, "densenet_server.gpu_decode", None)
     with pytest.raises(DeviceDecodeRefused, match="this engine cannot decode JPEGs"):
-        device_crops([BASELINE], "cpu", LIMIT)
+        device_crops([BASELINE], "cpu", LIMIT, DENSENET)
 
 
 def test_any_device_failure_is_a_refusal(monkeypatch: pytest.MonkeyPatch) -> None:
-    def out_of_memory(datas: Sequence[bytes], device: str) -> np.ndarray:
+    def out_of_memory(datas: Sequence[bytes], device: str, preprocessing: Preprocessing) -> np.ndarray:
         raise MemoryError("CUDA out of memory (pretend)")
 
     monkeypatch.setattr(gpu_decode, "host_crops", out_of_memory)
     with pytest.raises(DeviceDecodeRefused, match="decoding on cpu failed: CUDA out of memory"):
-        device_crops([BASELINE], "cpu", LIMIT)
+        device_crops([BASELINE], "cpu", LIMIT, DENSENET)
 
 
 def refuse_device_decoding(monkeypatch: pytest.MonkeyPatch, refused: bytes) -> None:
     """The device decoder raises for ``refused`` (as nvJPEG may on a file libjpeg takes), in a batch or alone."""
     real = gpu_decode.decode_crops
 
-    def decode_crops(datas: Sequence[bytes], device: str) -> torch.Tensor:
+    def decode_crops(datas: Sequence[bytes], device: str, preprocessing: Preprocessing) -> torch.Tensor:
         if refused in datas:
             raise RuntimeError("nvjpeg: not supported (pretend)")
-        return real(datas, device)
+        return real(datas, device, preprocessing)
 
     monkeypatch.setattr(gpu_decode, "decode_crops", decode_crops)
 
@@ -242,8 +267,8 @@ def test_a_cuda_engine_gets_the_encoded_jpegs_of_a_request_in_one_infer(serve: S
     served = serve("cuda:0")
     outcomes = served.service.image_probabilities(JPEGS)
     assert served.engine.decoded == [JPEGS]
-    expected = softmax(channel_means(normalize(device_crops(JPEGS, "cpu", LIMIT))))
-    assert np.array_equal(np.stack(outcomes), expected)  # the engine's crops, normalised as a front's are
+    # The engine's crops, normalised as a front's are.
+    assert np.array_equal(np.stack(outcomes), device_path_probabilities(JPEGS))
 
 
 def test_a_cpu_engine_never_gets_encoded_images(serve: Serve) -> None:
@@ -251,6 +276,16 @@ def test_a_cpu_engine_never_gets_encoded_images(serve: Serve) -> None:
     outcomes = served.service.image_probabilities(JPEGS)
     assert served.engine.decoded == []
     assert np.array_equal(np.stack(outcomes), cpu_path_probabilities(JPEGS))
+
+
+def test_a_bicubic_models_jpegs_are_decoded_by_the_front_on_a_cuda_engine(serve: Serve) -> None:
+    """Pillow's bicubic filter is what the model was trained with; the device's resize is measured for bilinear."""
+    served = serve("cuda:0", record=BICUBIC)
+    outcomes = served.service.image_probabilities(JPEGS)
+    assert served.engine.decoded == []
+    expected = cpu_path_probabilities(JPEGS, preprocessing=BICUBIC.preprocessing)
+    assert np.array_equal(np.stack(outcomes), expected)
+    assert not np.array_equal(expected, cpu_path_probabilities(JPEGS))  # the filter shows in the answers
 
 
 @pytest.mark.parametrize("name", sorted(NOT_ROUTED))
@@ -297,7 +332,7 @@ def test_an_image_error_after_the_devices_refusal_is_todays_error(serve: Serve, 
     # The front's Pillow path refuses what it decodes; the route is told to let the image through anyway.
     served = serve("cuda:0", max_image_pixels=100_000)
     refuse_device_decoding(monkeypatch, JPEGS[0])
-    monkeypatch.setattr("densenet_server.service.nvjpeg_can_decode", lambda data, limit: True)
+    monkeypatch.setattr("densenet_server.service.nvjpeg_can_decode", lambda data, limit, preprocessing: True)
     with pytest.raises(ImageError, match="the limit is 100000 pixels"):
         served.service.classify(JPEGS[0], top_k=1)
 
@@ -317,7 +352,7 @@ def test_the_engine_refuses_jpegs_for_a_full_queue_before_decoding_them(serve: S
     held = threading.Thread(target=served.service.image_probabilities, args=([JPEGS[0]],))
     held.start()
     assert engine.entered.wait(10)
-    crops = np.zeros((QUEUE, 224, 224, 3), np.uint8)
+    crops = np.zeros((QUEUE, *DENSENET.crop_shape), np.uint8)
     filling = threading.Thread(target=served.service.probabilities, args=(crops,))
     filling.start()
     stop = threading.Event()
@@ -336,7 +371,7 @@ def test_a_multi_image_upload_rides_one_forward_pass(serve: Serve) -> None:
     served = serve("cuda:0")
     answers = served.service.classify_many(JPEGS, top_k=5)
     assert served.engine.decoded == [JPEGS]
-    expected = softmax(channel_means(normalize(device_crops(JPEGS, "cpu", LIMIT))))
+    expected = device_path_probabilities(JPEGS)
     for answer, row in zip(answers, expected, strict=True):
         assert isinstance(answer, dict)
         assert [entry["index"] for entry in answer["top_k"]] == list(np.argsort(-row, kind="stable")[:5])
@@ -380,5 +415,5 @@ def test_v2_bytes_requests_take_the_same_image_path(serve: Serve) -> None:
     assert response.status_code == 200, response.get_json()
     assert served.engine.decoded == [JPEGS]
     (output,) = response.get_json()["outputs"]
-    expected = softmax(channel_means(normalize(device_crops(JPEGS, "cpu", LIMIT))))
+    expected = device_path_probabilities(JPEGS)
     assert np.allclose(np.array(output["data"], dtype=np.float32).reshape(expected.shape), expected, atol=1e-7)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..model_record import Preprocessing
-from ..nvjpeg_route import within_size_limits
+from ..nvjpeg_route import device_preprocessing_reason, within_size_limits
 from .base import DeviceDecodeRefused
 
 log = logging.getLogger(__name__)
@@ -22,8 +22,12 @@ log = logging.getLogger(__name__)
 
 def device_crops(datas: Sequence[bytes], device: str, max_pixels: int, preprocessing: Preprocessing) -> np.ndarray:
     """uint8 crops [N, crop, crop, 3] in host memory, decoded on ``device``; raises DeviceDecodeRefused."""
-    # The fronts apply the limits; this second check keeps a misbehaving one from spending device memory.
-    oversized = [index for index, data in enumerate(datas) if not within_size_limits(data, max_pixels)]
+    # The fronts route by these rules; checking again keeps a misbehaving front from spending device memory,
+    # or from getting crops that differ from Pillow's more than measured.
+    reason = device_preprocessing_reason(preprocessing)
+    if reason is not None:
+        raise DeviceDecodeRefused(f"this model's images are prepared with Pillow: {reason}")
+    oversized = [index for index, data in enumerate(datas) if not within_size_limits(data, max_pixels, preprocessing)]
     if oversized:
         raise DeviceDecodeRefused(f"image(s) {oversized} are not JPEGs within the size limits")
     try:
