@@ -1,11 +1,13 @@
 """GPU decoding on the serving path, on a real GPU: JPEGs a front routes are decoded by nvJPEG in the engine
-and agree with the Pillow path; what the route refuses gets the CPU path's answers; over HTTP, a CUDA server
+and agree with the Pillow path, for DenseNet-121 and for a 14-class ResNet-18; what the route refuses gets the
+CPU path's answers, and a bicubic model's JPEGs (EfficientNet-B0) never reach nvJPEG; over HTTP, a CUDA server
 answers every kind of upload as a CPU server does (the same errors, the same top-1 within the measured
 agreement). Skipped without CUDA (scripts/test-gpu.sh runs them); figures are printed (pytest -rP).
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import pytest
 from support.gpu import GPU
 from support.jpeg_routes import ROUTES, as_jpegs, encode, photo, with_exif_orientation
 from support.paths import CAT_JPEG
+from support.random_weights import write_checkpoint
 from support.server_process import ServerProcess
 
 from densenet_server.config import Settings
@@ -24,13 +27,16 @@ from densenet_server.service import InferenceService
 pytestmark = GPU
 
 
-@pytest.fixture(scope="module")
-def cuda_service(checkpoint_path: Path) -> Iterator[tuple[InferenceService, list[list[bytes]]]]:
-    """The CUDA backend in this process (fp32, so that the decoders' difference is all there is), and the
-    JPEG rows its engine decoded on the device."""
-    settings = Settings(weights=checkpoint_path, device="cuda", precision="fp32", max_batch_size=64)
-    engine = LocalEngine(settings)
-    service = InferenceService(settings, engine)
+CudaService = tuple[InferenceService, list[list[bytes]]]
+
+
+@contextlib.contextmanager
+def served_on_cuda(**settings: object) -> Iterator[CudaService]:
+    """The model of ``settings`` on the CUDA backend in this process (fp32, so that the decoders' difference is
+    all there is), and the JPEG rows its engine decoded on the device."""
+    served = Settings(device="cuda", precision="fp32", max_batch_size=64, **settings)  # type: ignore[arg-type]
+    engine = LocalEngine(served)
+    service = InferenceService(served, engine)
     service.load()
     decoded: list[list[bytes]] = []
     real = engine.decode_jpegs
@@ -40,32 +46,74 @@ def cuda_service(checkpoint_path: Path) -> Iterator[tuple[InferenceService, list
         return real(datas)
 
     engine.decode_jpegs = recording  # type: ignore[method-assign]
-    yield service, decoded
-    service.stop()
+    try:
+        yield service, decoded
+    finally:
+        service.stop()
+
+
+@pytest.fixture(scope="module")
+def cuda_service(checkpoint_path: Path) -> Iterator[CudaService]:
+    """DenseNet-121 (the session's random checkpoint)."""
+    with served_on_cuda(weights=checkpoint_path) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def resnet_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CudaService]:
+    """A fine-tuned ResNet-18 with 14 classes (bilinear, as DenseNet-121: its JPEGs take the route)."""
+    weights = tmp_path_factory.mktemp("resnet18") / "resnet18-14.pth"
+    write_checkpoint(weights, seed=14, architecture="resnet18", num_classes=14)
+    with served_on_cuda(model="resnet18", weights=weights) as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def bicubic_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CudaService]:
+    """EfficientNet-B0, whose weights resize bicubically."""
+    weights = tmp_path_factory.mktemp("efficientnet_b0") / "efficientnet_b0.pth"
+    write_checkpoint(weights, seed=15, architecture="efficientnet_b0")
+    with served_on_cuda(model="efficientnet_b0", weights=weights) as served:
+        yield served
 
 
 def pillow_probabilities(service: InferenceService, datas: Sequence[bytes]) -> np.ndarray:
     return service.probabilities(np.stack([service.prepare(data) for data in datas]))
 
 
+@pytest.mark.parametrize("which", ["cuda_service", "resnet_service"])
 def test_routed_jpegs_are_decoded_by_nvjpeg_and_agree_with_pillow(
-    cuda_service: tuple[InferenceService, list[list[bytes]]], photos: list[Path]
+    which: str, request: pytest.FixtureRequest, photos: list[Path]
 ) -> None:
-    service, decoded = cuda_service
+    service, decoded = request.getfixturevalue(which)
     assert service.info.device.startswith("cuda")
     jpegs = as_jpegs(photos[:64])
     decoded.clear()
     routed = np.concatenate([np.stack(service.image_probabilities(jpegs[i : i + 16])) for i in range(0, len(jpegs), 16)])
     assert sum(len(rows) for rows in decoded) == len(jpegs)
+    assert routed.shape == (len(jpegs), service.info.record.num_classes)
     pillow = pillow_probabilities(service, jpegs)
     top1 = float((routed.argmax(1) == pillow.argmax(1)).mean())
-    print(f"served nvJPEG vs Pillow, {len(jpegs)} photos, fp32: probabilities max diff "
-          f"{np.abs(routed - pillow).max():.2e}, same top-1 {top1:.1%}")
-    assert top1 >= 0.9  # issue 9 measured 63 of 64 on an H100
+    print(f"{service.info.record.architecture}: served nvJPEG vs Pillow, {len(jpegs)} photos, fp32: probabilities "
+          f"max diff {np.abs(routed - pillow).max():.2e}, same top-1 {top1:.1%}")
+    assert top1 >= 0.9  # issue 9 measured 63 of 64 on an H100 (DenseNet-121)
+
+
+def test_a_bicubic_models_jpegs_never_reach_nvjpeg(bicubic_service: CudaService, photos: list[Path]) -> None:
+    service, decoded = bicubic_service
+    assert service.info.record.preprocessing.interpolation == "bicubic"
+    jpegs = as_jpegs(photos[:16])
+    decoded.clear()
+    outcomes = np.stack(service.image_probabilities(jpegs))
+    assert decoded == []
+    # Pillow's crops through the same graphs; only the batch bucket may differ.
+    pillow = pillow_probabilities(service, jpegs)
+    assert np.abs(outcomes - pillow).max() <= 1e-4
+    assert np.array_equal(outcomes.argmax(1), pillow.argmax(1))
 
 
 @pytest.mark.parametrize("name", [name for name, (_, expected) in ROUTES.items() if expected is not None])
-def test_what_the_route_refuses_takes_the_cpu_path(cuda_service: tuple[InferenceService, list[list[bytes]]], name: str) -> None:
+def test_what_the_route_refuses_takes_the_cpu_path(cuda_service: CudaService, name: str) -> None:
     service, decoded = cuda_service
     data = ROUTES[name][0]()
     decoded.clear()
