@@ -78,7 +78,10 @@ def _model_query(served: _Served, what: str) -> dict[str, Any]:
         "name": "model",
         "in": "query",
         "required": False,
-        "description": f"{what}: one of {served.listed()} (without it: `{served.names[0]}`; another name: 404 `model_not_found`).",
+        "description": (
+            f"{what}: one of {served.listed()} (without it: `{served.names[0]}`; another name: 404 "
+            "`model_not_found`)."
+        ),
         "schema": {"type": "string", "enum": served.names, "default": served.names[0]},
     }
 

@@ -45,7 +45,8 @@ def repository_index(models: Sequence[ModelSummary], only_ready: bool) -> list[d
     for model in models:
         if only_ready and not model.ready:
             continue
-        entry: dict[str, Any] = {"name": model.name, "version": model.version, "state": READY if model.ready else UNAVAILABLE}
+        state = READY if model.ready else UNAVAILABLE
+        entry: dict[str, Any] = {"name": model.name, "version": model.version, "state": state}
         if not model.ready:
             entry["reason"] = "shutting down" if model.loaded else "loading"
         index.append(entry)
