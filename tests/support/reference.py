@@ -17,7 +17,14 @@ from torch import nn
 from torchvision.models import get_model_weights
 from torchvision.transforms._presets import ImageClassification
 
+from support.paths import REPO_IMAGES, SHARED_LABELLED
+
 DENSENET121 = "densenet121"
+
+
+def parity_photos(labelled: int = 4) -> list[Path]:
+    """The repository's four example photos, and the first ``labelled`` of ../shared's when it has them."""
+    return sorted(REPO_IMAGES.glob("*.jpg")) + sorted(SHARED_LABELLED.glob("*.png"))[:labelled]
 
 
 def reference_transform(architecture: str = DENSENET121) -> ImageClassification:
@@ -43,6 +50,10 @@ def reference_probabilities(
     architecture: str = DENSENET121,
     multi_label: bool = False,
 ) -> np.ndarray:
-    logits = reference_logits(model, photos, batch_size, architecture)
+    return output_probabilities(reference_logits(model, photos, batch_size, architecture), multi_label)
+
+
+def output_probabilities(logits: torch.Tensor, multi_label: bool = False) -> np.ndarray:
+    """A softmax over the classes, or (multi-label) each class's sigmoid."""
     probabilities = logits.sigmoid() if multi_label else logits.softmax(dim=1)
     return probabilities.double().numpy()
