@@ -4,7 +4,8 @@ import math
 
 import numpy as np
 
-from densenet_server.postprocess import softmax, top_k
+from densenet_server.model_record import DENSENET121, SIGMOID
+from densenet_server.postprocess import at_or_above, probabilities, sigmoid, softmax, top_k
 
 CATEGORIES = [f"class {i}" for i in range(6)]
 
@@ -29,6 +30,37 @@ def test_softmax_on_known_values_in_float64() -> None:
 def test_softmax_of_a_single_vector_is_over_its_only_axis() -> None:
     probabilities = softmax(np.array([0.0, math.log(3)]))
     np.testing.assert_allclose(probabilities, [0.25, 0.75], rtol=1e-12)
+
+
+def test_sigmoid_on_known_values_in_float64() -> None:
+    # 1 / (1 + exp(-ln 3)) = 3/4; each class on its own: the row need not sum to 1.
+    values = sigmoid(np.array([[0.0, math.log(3), -math.log(3)]], dtype=np.float32))
+    assert values.dtype == np.float64
+    np.testing.assert_allclose(values, [[0.5, 0.75, 0.25]], rtol=1e-7)
+
+
+def test_sigmoid_survives_large_logits_of_either_sign() -> None:
+    with np.errstate(over="raise", invalid="raise"):  # no overflow, no NaN on the way
+        values = sigmoid(np.array([1000.0, -1000.0, 40.0, -120.0], dtype=np.float32))
+    assert values[0] == 1.0 and values[1] == 0.0
+    assert 1.0 - values[2] < 1e-17
+    # A probability float32 would round to 0 keeps its value, as the softmax's do.
+    assert math.isclose(values[3], math.exp(-120), rel_tol=1e-6)
+
+
+def test_the_records_output_chooses_softmax_or_sigmoid() -> None:
+    logits = np.array([[0.0, math.log(3)]], dtype=np.float32)
+    np.testing.assert_allclose(probabilities(logits, DENSENET121), [[0.25, 0.75]], rtol=1e-7)
+    np.testing.assert_allclose(probabilities(logits, DENSENET121.with_changes(output=SIGMOID)), [[0.5, 0.75]], rtol=1e-7)
+
+
+def test_at_or_above_keeps_every_class_from_the_threshold_most_probable_first() -> None:
+    values = np.array([0.5, 0.2, 0.9, 0.4999, 0.5, 0.7])
+    chosen = at_or_above(values, 0.5, CATEGORIES)
+    # The threshold itself is in; ties go to the lower index, as in top_k.
+    assert [entry["index"] for entry in chosen] == [2, 5, 0, 4]
+    assert chosen[0] == {"index": 2, "label": "class 2", "probability": 0.9}
+    assert at_or_above(values, 0.95, CATEGORIES) == []
 
 
 def test_top_k_orders_by_probability_then_index() -> None:
