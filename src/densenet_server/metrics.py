@@ -125,6 +125,12 @@ class ModelMetrics:
     def __init__(self, metrics: Metrics, model: str) -> None:
         self.metrics = metrics
         self.model = model
+        # Every series of the model exists from the start (at 0), so that dashboards and rate() see a model
+        # that has not answered yet, rather than no model.
+        for family in (metrics.images_classified, metrics.batch_size, metrics.queue_depth):
+            family.labels(model)
+        metrics.model_load_seconds.labels(model).set(0)
+        metrics.model_ready.labels(model).set(0)
 
     def image_refused(self, kind: str) -> None:
         self.metrics.image_errors.labels(self.model, kind).inc()
