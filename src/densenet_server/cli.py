@@ -21,14 +21,18 @@ def _configure_logging(level: str) -> None:
 
 
 def _serve(settings: Settings, _: argparse.Namespace) -> int:
+    from .model_catalog import base_record
+    from .models_file import model_settings
     from .server import serve
     from .weights import WeightsError, local_weights_info
 
-    # Fail here, with a clear message and exit status, on what can be checked before the worker starts.
-    if settings.weights is not None:
-        local_weights_info(settings.weights, settings.weights_sha256)
-    if settings.onnx_model is not None and not settings.onnx_model.is_file():
-        raise WeightsError(f"ONNX model {settings.onnx_model} does not exist")
+    # Fail here, with a clear message and exit status, on what can be checked before the engines start:
+    # each model's (--models-file: every table's).
+    for model in model_settings(settings):
+        if model.weights is not None:
+            local_weights_info(model.weights, base_record(model.model), model.weights_sha256)
+        if model.onnx_model is not None and not model.onnx_model.is_file():
+            raise WeightsError(f"ONNX model {model.onnx_model} does not exist")
     if not settings.images_dir.is_dir():
         log.warning("images folder %s does not exist; GET /inference/<filename> will answer 404", settings.images_dir)
     serve(settings)
@@ -41,43 +45,64 @@ def _engine(_: Settings, args: argparse.Namespace) -> int:
     return engine_main(args.run_folder, args.control_fd)
 
 
-def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
-    from .classifier import build_classifier
-    from .evaluate import evaluate
+def _one_model(settings: Settings, command: str) -> None:
+    """The in-process commands run one model: the one the model flags describe."""
+    from .models_file import ModelsFileError
 
-    images_dir = args.images_dir or args.labels.parent
-    result = evaluate(build_classifier(settings), args.labels, images_dir)
-    print(f"images: {result.images}  top-1: {result.top1:.4f}  top-5: {result.top5:.4f}")
+    if settings.models_file is not None:
+        raise ModelsFileError(
+            f"{command} runs one model: give it with --model, --weights, --labels... (--models-file is for serve)"
+        )
+
+
+def _evaluate(settings: Settings, args: argparse.Namespace) -> int:
+    from .evaluate import TruthError, evaluate
+    from .local_service import loaded_service
+
+    _one_model(settings, "evaluate")
+    images_dir = args.images_dir or args.truth.parent
+    with loaded_service(settings) as service:
+        try:
+            result = evaluate(service, args.truth, images_dir)
+        except TruthError as exc:
+            log.error("%s", exc)
+            return 2
+    print(result.summary())
     for name in result.unreadable:
         print(f"unreadable: {name}", file=sys.stderr)
     return 1 if result.unreadable or result.images == 0 else 0
 
 
 def _classify(settings: Settings, args: argparse.Namespace) -> int:
-    from .classifier import build_classifier
     from .classify_cli import run
+    from .local_service import loaded_service
 
-    classifier = build_classifier(settings)
-    return run(
-        classifier, args.paths, args.output, args.top_k, settings.effective_max_batch_size(),
-        progress=not args.no_progress, decode_threads=settings.effective_threads(),
-    )
+    _one_model(settings, "classify")
+    with loaded_service(settings) as service:
+        return run(service, args.paths, args.output, args.top_k, progress=not args.no_progress)
 
 
 def _export(settings: Settings, args: argparse.Namespace) -> int:
     from .backends.loading import torch_missing
+    from .model_catalog import base_record, served_record
 
     try:
         from .backends.onnx_export import export_onnx
         from .model import load_model
     except ImportError as exc:
         raise torch_missing("exporting the model to ONNX") from exc
-    loaded = load_model(settings.weights, settings.weights_sha256)
+    _one_model(settings, "export")
+    loaded = load_model(base_record(settings.model), settings.weights, settings.weights_sha256)
+    # The export carries what its weights compute: --model's record with the checkpoint's class count and,
+    # with --labels, their names. The name it is served under and its outputs (--model-name, --multi-label,
+    # --threshold) are chosen when it is served, as for any other weights.
+    record = served_record(loaded.record, labels=settings.labels)
     loaded.weights.log()
-    report = export_onnx(loaded.module, loaded.weights, args.output, settings.effective_threads())
+    report = export_onnx(loaded.module, loaded.weights, record, args.output, settings.effective_threads())
     print(
-        f"{report.path}: weights {loaded.weights.id}; verified against PyTorch, max probability "
-        f"difference {report.max_probability_diff:.2e}, max logit difference {report.max_logit_diff:.2e}"
+        f"{report.path}: {record.architecture} with {record.num_classes} classes, weights "
+        f"{loaded.weights.id}; verified against PyTorch, max probability difference "
+        f"{report.max_probability_diff:.2e}, max logit difference {report.max_logit_diff:.2e}"
     )
     return 0
 
@@ -156,8 +181,14 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_arguments(serve, [config.MODEL, config.SERVER, config.BATCHING, config.LIMITS])
     serve.set_defaults(handler=_serve)
 
-    evaluate = commands.add_parser("evaluate", help="top-1/top-5 accuracy on a labelled folder")
-    evaluate.add_argument("--labels", type=Path, required=True, help="CSV with columns file,label_index")
+    evaluate = commands.add_parser(
+        "evaluate", help="accuracy on a labelled folder: top-1/top-5, or a multi-label model's precision and recall"
+    )
+    evaluate.add_argument(
+        "--truth", type=Path, required=True,
+        help="CSV with columns file,label_index: each file's class index (a multi-label model's: any number, "
+        "separated by ';')",
+    )
     config.add_arguments(evaluate, [config.MODEL])
     evaluate.add_argument("--images-dir", dest="images_dir", type=Path, default=None, help="folder of the CSV's files (default: the CSV's folder)")
     evaluate.set_defaults(handler=_evaluate)
@@ -227,11 +258,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     _configure_logging(settings.log_level)
     from .device import DeviceError
+    from .models_file import ModelsFileError
     from .weights import WeightsError
 
     try:
         return args.handler(settings, args)
-    except (WeightsError, DeviceError) as exc:
+    except (WeightsError, DeviceError, ModelsFileError) as exc:
         log.error("%s", exc)
         return 2
 

@@ -1,13 +1,16 @@
-"""Logits -> probabilities -> the answer lists shared by every route."""
+"""Logits -> probabilities -> the answer (build_answer) that every route and command gives for an image."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .model_record import SIGMOID, ModelRecord
+
+if TYPE_CHECKING:
+    from .engine.base import ModelInfo
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -44,3 +47,29 @@ def at_or_above(probabilities: np.ndarray, threshold: float, categories: Sequenc
 
 def _entry(index: int, probabilities: np.ndarray, categories: Sequence[str]) -> dict[str, Any]:
     return {"index": index, "label": categories[index], "probability": float(probabilities[index])}
+
+
+def build_answer(info: ModelInfo, probabilities: np.ndarray, k: int) -> dict[str, Any]:
+    """The answer for one image: top-1 as the seed's `class` field, plus the top-k list; for a multi-label
+    model also every class at or above its threshold."""
+    best = top_k(probabilities, k, info.categories)
+    result: dict[str, Any] = {
+        "class": best[0]["label"],
+        "index": best[0]["index"],
+        "probability": best[0]["probability"],
+        "top_k": best,
+    }
+    if info.record.multi_label:
+        result["labels"] = at_or_above(probabilities, info.record.threshold, info.categories)
+        result["threshold"] = info.record.threshold
+    result |= {
+        "model": info.name,
+        "weights": info.weights.id,
+        "weights_published": info.weights.published,
+        "backend": info.backend,
+        "precision": info.precision,
+        "device": info.device,
+    }
+    if info.weights.warning:
+        result["warning"] = info.weights.warning
+    return result

@@ -23,7 +23,6 @@ import numpy as np
 
 from . import request_scope
 from .batching import Completed
-from .classifier import build_answer
 from .config import Settings
 from .decoding import ImageError, decode_image, image_pixels
 from .engine.base import DeviceDecodeRefused, Engine, ModelInfo, check_rows
@@ -31,6 +30,7 @@ from .engine.local import LocalEngine
 from .metrics import Metrics, ModelMetrics
 from .nvjpeg_route import nvjpeg_can_decode
 from .pixel_budget import PixelBudget
+from .postprocess import build_answer
 from .postprocess import probabilities as output_probabilities
 from .preprocess import crop
 

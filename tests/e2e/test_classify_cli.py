@@ -1,4 +1,5 @@
-"""`densenet-server classify`: the real command on folders with a broken file, CSV and JSON output."""
+"""`densenet-server classify`: the real command on folders with a broken file, CSV and JSON output; another
+architecture with its own labels, multi-label."""
 
 from __future__ import annotations
 
@@ -13,9 +14,15 @@ import pytest
 from support.paths import REPO_IMAGES
 from support.reference import reference_probabilities
 from support.server_process import server_command
+from support.several_models import SECOND_ARCHITECTURE, SECOND_LABELS, SecondModel, second_model_flags
 from torch import nn
 
+from densenet_server.classify_cli import CSV_COLUMNS, MULTI_LABEL_COLUMN
+
 PHOTOS = sorted(REPO_IMAGES.glob("*.jpg"))
+# Probabilities of the same pixels through ONNX Runtime and through torchvision's module.
+PARITY_TOLERANCE = 1e-4
+THRESHOLD = 0.9
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -106,3 +113,56 @@ def test_classify_rejects_bad_arguments(tmp_path: Path, args: list[str], message
     assert result.returncode == 2, result.stderr
     assert f"densenet-server classify: error: {message}" in result.stderr
     assert result.stdout == ""
+
+
+def second_model_args(second_model: SecondModel) -> list[str]:
+    return second_model_flags(second_model, "--multi-label", "--threshold", str(THRESHOLD))
+
+
+@pytest.fixture(scope="module")
+def second_expected(second_model: SecondModel) -> np.ndarray:
+    """torchvision's sigmoid probabilities of the 14-class ResNet-18 on the photos, well clear of the threshold
+    (else which side of it a class falls would be float noise, not the code)."""
+    expected = reference_probabilities(second_model.model, PHOTOS, architecture=SECOND_ARCHITECTURE, multi_label=True)
+    assert np.abs(expected - THRESHOLD).min() > 10 * PARITY_TOLERANCE
+    return expected
+
+
+def test_classify_a_multi_label_model_prints_its_labels(second_model: SecondModel, second_expected: np.ndarray) -> None:
+    result = run(*map(str, PHOTOS), "--top-k", "3", "--no-progress", *second_model_args(second_model))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split(",") == [*CSV_COLUMNS, MULTI_LABEL_COLUMN]
+    rows = list(csv.DictReader(lines))
+    for photo, probabilities in zip(PHOTOS, second_expected):
+        ranking = np.argsort(-probabilities, kind="stable")
+        labelled = int((probabilities >= THRESHOLD).sum())
+        # The three most probable, and every further class at or above the threshold, in rank order.
+        expected_indices = list(ranking[: max(3, labelled)])
+        mine = [row for row in rows if Path(row["file"]).name == photo.name]
+        assert [int(row["index"]) for row in mine] == expected_indices, photo.name
+        assert [int(row["rank"]) for row in mine] == list(range(1, len(expected_indices) + 1))
+        assert [row["label"] for row in mine] == [SECOND_LABELS[index] for index in expected_indices]
+        assert [row[MULTI_LABEL_COLUMN] for row in mine] == [
+            "true" if probabilities[index] >= THRESHOLD else "false" for index in expected_indices
+        ]
+        served = np.array([float(row["probability"]) for row in mine])
+        assert np.abs(served - probabilities[expected_indices]).max() < PARITY_TOLERANCE
+    assert 0 < sum(row[MULTI_LABEL_COLUMN] == "true" for row in rows) < len(rows), "both sides of the threshold"
+
+
+def test_classify_a_multi_label_model_to_json_adds_labels_and_threshold(
+    tmp_path: Path, second_model: SecondModel, second_expected: np.ndarray
+) -> None:
+    output = tmp_path / "results.json"
+    result = run(*map(str, PHOTOS), "--output", str(output), "--top-k", "2", *second_model_args(second_model))
+    assert result.returncode == 0, result.stderr
+    documents = json.loads(output.read_text())
+    for document, probabilities in zip(documents, second_expected):
+        assert set(document) == {"file", "class", "index", "probability", "top_k", "labels", "threshold"}
+        assert document["threshold"] == THRESHOLD
+        above = [int(i) for i in np.argsort(-probabilities, kind="stable") if probabilities[i] >= THRESHOLD]
+        assert [entry["index"] for entry in document["labels"]] == above
+        assert [entry["label"] for entry in document["labels"]] == [SECOND_LABELS[i] for i in above]
+        assert [entry["index"] for entry in document["top_k"]] == list(np.argsort(-probabilities, kind="stable")[:2])
+

@@ -21,10 +21,10 @@ from support.answers import assert_error, assert_same_answer
 from support.hostile_corpus import MAX_IMAGE_PIXELS, Case, animated, build_corpus, png
 from support.server_process import ServerProcess
 
-from densenet_server.classifier import build_answer
 from densenet_server.decoding import ImageError, ImageTooLarge, InvalidImage, decode_image
 from densenet_server.errors import api_error_from
 from densenet_server.model_record import DENSENET121
+from densenet_server.postprocess import build_answer
 from densenet_server.preprocess import preprocess
 from densenet_server.service import InferenceService
 

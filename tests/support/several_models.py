@@ -37,6 +37,11 @@ def write_second_model(folder: Path) -> SecondModel:
     return SecondModel(weights, labels, model)
 
 
+def second_model_flags(second: SecondModel, *extra: str) -> list[str]:
+    """The command-line flags that give ``second`` to a command (classify, evaluate, export, serve)."""
+    return ["--model", SECOND_ARCHITECTURE, "--weights", str(second.weights), "--labels", str(second.labels), *extra]
+
+
 def write_models_file(path: Path, default_weights: Path, second: SecondModel, **second_settings: object) -> Path:
     """A models file serving the DenseNet-121 checkpoint as the default and ``second`` after it (with
     any further settings of its table, e.g. backend = "torch")."""

@@ -20,8 +20,8 @@ from densenet_server.backends.onnx_backend import OnnxBackend
 from densenet_server.backends.onnx_export import ExportError, export_onnx
 from densenet_server.backends.registry import NAMES, ONNXRUNTIME, TORCH, backend_named
 from densenet_server.backends.torch_backend import TorchBackend
-from densenet_server.classifier import Classifier
 from densenet_server.config import AUTO, BACKENDS, Settings
+from densenet_server.local_service import loaded_service, model_inputs, probabilities_of
 from densenet_server.weights import WeightsError, WeightsInfo, file_sha256
 
 PARITY_TOLERANCE = 1e-4
@@ -37,13 +37,9 @@ def expected(reference_model: nn.Module, photos: list[Path]) -> np.ndarray:
     return reference_probabilities(reference_model, photos)
 
 
-def served_probabilities(settings: Settings, photos: list[Path], batch_size: int = 8) -> np.ndarray:
-    classifier = Classifier(load_backend(settings), settings.max_image_pixels)
-    rows = []
-    for start in range(0, len(photos), batch_size):
-        batch = np.stack([classifier.prepare(p.read_bytes()) for p in photos[start : start + batch_size]])
-        rows.append(classifier.probabilities(batch))
-    return np.concatenate(rows)
+def served_probabilities(settings: Settings, photos: list[Path]) -> np.ndarray:
+    with loaded_service(settings) as service:
+        return probabilities_of(service, [p.read_bytes() for p in photos])
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "torch"])
@@ -199,7 +195,8 @@ def test_parallel_passes_run_on_shares_of_the_threads_and_agree(settings: Settin
     loaded = load_backend(dataclasses.replace(settings, threads=2, parallel_passes=2))
     lanes = loaded.backend.lane_predicts
     assert len(lanes) == 2
-    batch = np.stack([Classifier(loaded, settings.max_image_pixels).prepare(p.read_bytes()) for p in photos[:3]])
+    with loaded_service(settings, loaded) as service:
+        batch = model_inputs(service, [p.read_bytes() for p in photos[:3]])
     solo = loaded.backend.predict(batch)
     for lane in lanes:
         np.testing.assert_allclose(lane(batch), solo, atol=1e-4)

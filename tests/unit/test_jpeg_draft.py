@@ -12,11 +12,11 @@ from support.hostile_corpus import encode, gradient
 from support.image_kinds import SEED, chosen_photos, reference_rgb, torchvision_input, twelve_mp_jpeg
 from support.paths import SHARED_LABELLED
 
-from densenet_server.classifier import build_classifier
 from densenet_server.config import Settings, load_settings
 from densenet_server.decoding import decode_image
+from densenet_server.local_service import loaded_service, model_inputs, probabilities_of
 from densenet_server.preprocess import RESIZE_SHORT_SIDE
-from densenet_server.tooling.agreement import compare, probabilities
+from densenet_server.tooling.agreement import compare
 
 LIMIT = Settings().max_image_pixels
 LARGE_JPEGS = 4
@@ -41,15 +41,20 @@ def large_jpegs(photos: list[Path]) -> list[bytes]:
     return jpegs
 
 
+def served_probabilities(settings: Settings, images: list[bytes]) -> np.ndarray:
+    with loaded_service(settings) as service:
+        return probabilities_of(service, images)
+
+
 def test_draft_is_off_by_default() -> None:
     assert Settings().jpeg_draft is False
     assert load_settings({}, environ={}).jpeg_draft is False
 
 
 def test_default_classifier_decodes_large_jpegs_in_full(checkpoint_path: Path, large_jpegs: list[bytes]) -> None:
-    classifier = build_classifier(Settings(weights=checkpoint_path, threads=2))
     data = large_jpegs[0]
-    assert np.array_equal(classifier.prepare(data), torchvision_input(reference_rgb(data)))
+    with loaded_service(Settings(weights=checkpoint_path, threads=2)) as service:
+        assert np.array_equal(model_inputs(service, [data])[0], torchvision_input(reference_rgb(data)))
 
 
 def test_draft_engages_on_large_jpegs(large_jpegs: list[bytes]) -> None:
@@ -59,9 +64,10 @@ def test_draft_engages_on_large_jpegs(large_jpegs: list[bytes]) -> None:
 
 
 def test_draft_agreement_with_the_exact_path(checkpoint_path: Path, photos: list[Path], large_jpegs: list[bytes]) -> None:
-    settings = Settings(weights=checkpoint_path, threads=2)
-    exact = probabilities(build_classifier(settings), large_jpegs)
-    drafted = probabilities(build_classifier(Settings(weights=checkpoint_path, threads=2, jpeg_draft=True)), large_jpegs)
+    exact, drafted = (
+        served_probabilities(Settings(weights=checkpoint_path, threads=2, jpeg_draft=jpeg_draft), large_jpegs)
+        for jpeg_draft in (False, True)
+    )
     agreement = compare("--jpeg-draft", drafted, exact)
     print(f"\n--jpeg-draft vs exact on {agreement.images} 12-MP JPEGs: max {agreement.max_abs_diff:.2e}, "
           f"mean {agreement.mean_abs_diff:.2e}, top-1 {agreement.top1_agreement:.0%}")

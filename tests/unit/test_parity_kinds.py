@@ -12,11 +12,10 @@ from PIL import Image
 from support.image_kinds import Kind, build_kinds, reference_rgb, torchvision_input, torchvision_probabilities
 from torch import nn
 
-from densenet_server.classifier import build_classifier
 from densenet_server.config import Settings
 from densenet_server.decoding import decode_image
+from densenet_server.local_service import loaded_service, probabilities_of
 from densenet_server.preprocess import preprocess
-from densenet_server.tooling.agreement import probabilities
 
 # The preprocessing is bit-identical to torchvision's, so the inputs are equal; what remains is the
 # backends' float32 arithmetic (batch size, kernel order).
@@ -53,9 +52,9 @@ def test_fp32_backends_answer_like_torchvision_on_every_kind(
     checkpoint_path: Path, kinds: list[Kind], expected: np.ndarray, backend: str
 ) -> None:
     # Settings' defaults otherwise (--jpeg-draft off among them): the path a deployment gets.
-    classifier = build_classifier(Settings(weights=checkpoint_path, backend=backend, threads=2))
-    assert (classifier.backend.name, classifier.backend.precision) == (backend, "fp32")
-    served = probabilities(classifier, [kind.data for kind in kinds])
+    with loaded_service(Settings(weights=checkpoint_path, backend=backend, threads=2)) as service:
+        assert (service.info.backend, service.info.precision) == (backend, "fp32")
+        served = probabilities_of(service, [kind.data for kind in kinds])
     worst = np.abs(served - expected).max(axis=1)
     off = [f"{kind.name}: {diff:.2e}" for kind, diff in zip(kinds, worst) if diff >= PARITY_TOLERANCE]
     assert not off, off

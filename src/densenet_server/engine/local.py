@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ..backends import Backend, load_backend
+from ..backends import Backend, LoadedBackend, load_backend
 from ..batching import Batcher, Completed
 from ..config import Settings
 from ..metrics import ModelMetrics
@@ -43,10 +43,14 @@ class LocalEngine:
         settings: Settings,
         metrics: ModelMetrics | None = None,
         on_queue_change: Callable[[int], None] | None = None,
+        loaded: LoadedBackend | None = None,
     ) -> None:
+        """``loaded``: a backend the caller already loaded (the bench measures it raw, then through the
+        service), served instead of the one ``settings`` would load."""
         self.settings = settings
         self.metrics = metrics
         self._on_queue_change = on_queue_change
+        self._preloaded = loaded
         self._batcher: Batcher | None = None
         self._info: ModelInfo | None = None
         self.load_seconds: float | None = None
@@ -74,7 +78,7 @@ class LocalEngine:
     def load(self) -> None:
         started = time.monotonic()
         settings = self.settings
-        loaded = load_backend(settings)
+        loaded = self._preloaded if self._preloaded is not None else load_backend(settings)
         backend = loaded.backend
         warm_up(backend, loaded.record.preprocessing.input_shape)
         self._info = model_info(backend, loaded.weights, loaded.record)

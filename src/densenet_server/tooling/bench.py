@@ -34,23 +34,23 @@ from pathlib import Path
 
 import numpy as np
 
-from ..backends import load_backend
+from ..backends import LoadedBackend, load_backend
 from ..backends.base import Backend
 from ..backends.loading import chosen_backend, serving_device
 from ..backends.registry import NAMES, ONNXRUNTIME, TORCH
-from ..classifier import Classifier
 from ..config import Settings, env_name
-from ..decoding import decode_image
 from ..device import CPU, device_kind, is_cuda
 from ..layout import Layout, choose_layout
+from ..local_service import loaded_service, model_inputs, probabilities_of
 from ..precision import BF16, FP32, effective_precision
-from ..preprocess import preprocess
 from . import agreement, bench_images
 from .loadgen import LoadResult, RequestSpec, run_load
 from .local_server import LocalServer
 from .wrk import find_wrk, max_threads, run_wrk, wrk_version
 
 RAW_BATCH_SIZES = (1, 2, 4, 8, 16)
+# Photos whose pixels the raw measurement cycles through (np.resize repeats them up to the batch size).
+RAW_INPUT_IMAGES = 16
 REFERENCE = f"{TORCH.name} {FP32}"
 LOAD_GENERATORS = ("python", "wrk")
 
@@ -241,8 +241,6 @@ def run_bench(settings: Settings, options: BenchOptions, report: Callable[[str],
         images_dir = Path(temporary)
         web = bench_images.write_jpegs(photos, images_dir, bench_images.WEB_SIZE, "web", options.web_images)
         phone = bench_images.write_jpegs(photos, images_dir, bench_images.PHONE_SIZE, "phone", options.phone_images)
-        inputs = np.stack([preprocess(decode_image(p.read_bytes(), settings.max_image_pixels)) for p in web[:16]])
-
         web_bytes = [path.read_bytes() for path in web]
         raw_results = []
         answers: dict[str, np.ndarray] = {}
@@ -254,14 +252,17 @@ def run_bench(settings: Settings, options: BenchOptions, report: Callable[[str],
             except Exception as exc:  # a backend that is not installed is reported, not fatal
                 report(f"raw: {label} unavailable: {exc}")
                 continue
-            raw_results.extend(measure_raw(loaded.backend, inputs, options.raw_repeats))
-            answers[label] = agreement.probabilities(Classifier(loaded, settings.max_image_pixels), web_bytes)
+            # The backend raw, on the pixels the service makes of the photos; then through the service.
+            with loaded_service(variant, loaded) as service:
+                inputs = model_inputs(service, web_bytes[:RAW_INPUT_IMAGES])
+                raw_results.extend(measure_raw(loaded.backend, inputs, options.raw_repeats))
+                answers[label] = probabilities_of(service, web_bytes)
             del loaded
         cuda_results: list[RawResult] = []
         if is_cuda(device):
             from .bench_cuda import measure_cuda
 
-            cuda_results = measure_cuda(settings, device, inputs, web_bytes, options.raw_repeats, answers, report)
+            cuda_results = measure_cuda(settings, device, web_bytes, options.raw_repeats, answers, report)
         agreements = _fast_path_agreements(settings, answers, phone, report)
 
         scenarios: list[Scenario] = []
@@ -298,10 +299,17 @@ def _fast_path_agreements(
     fp32 = dataclasses.replace(settings, precision=FP32)
     loaded = load_backend(fp32)
     phone_bytes = [path.read_bytes() for path in phone]
-    exact = agreement.probabilities(Classifier(loaded, settings.max_image_pixels), phone_bytes)
-    draft = agreement.probabilities(Classifier(loaded, settings.max_image_pixels, jpeg_draft=True), phone_bytes)
+    exact, draft = (
+        _service_probabilities(dataclasses.replace(fp32, jpeg_draft=jpeg_draft), loaded, phone_bytes)
+        for jpeg_draft in (False, True)
+    )
     results.append(agreement.compare(f"--jpeg-draft vs exact decoding ({loaded.backend.name}, 4000x3000 JPEGs)", draft, exact))
     return results
+
+
+def _service_probabilities(settings: Settings, loaded: LoadedBackend, images: Sequence[bytes]) -> np.ndarray:
+    with loaded_service(settings, loaded) as service:
+        return probabilities_of(service, images)
 
 
 def format_report(
@@ -325,7 +333,7 @@ def format_report(
 
         lines += ["", f"### CUDA backend on {device} (in-process, preprocessed photos, host copies included)", ""]
         lines += raw_table(cuda_results, CUDA_BATCH_SIZES)
-    lines += ["", "### What the faster paths change (probabilities over all 1000 classes)", ""]
+    lines += ["", "### What the faster paths change (probabilities over all the model's classes)", ""]
     lines.append("| path | images | max abs diff | mean abs diff | same top-1 |")
     lines.append("| --- | --- | --- | --- | --- |")
     for entry in agreements:
