@@ -3,6 +3,9 @@
 #   sh run_docker.sh                          # docker, or podman when docker is missing
 #   CONTAINER_ENGINE=podman sh run_docker.sh
 #   WEIGHTS_FILE=weights/densenet121.pth sh run_docker.sh   # bake a local checkpoint (must be under weights/)
+#   MODEL=resnet50 sh run_docker.sh           # another torchvision classifier (its published weights, or WEIGHTS_FILE)
+#   WEIGHTS_FILE=weights/xray.pth LABELS_FILE=weights/xray-labels.txt MULTI_LABEL=1 sh run_docker.sh
+#                                             # a fine-tuned model with its own classes, multi-label
 #   GPU=1 sh run_docker.sh                    # the CUDA image (Dockerfile target cuda) on the host's NVIDIA GPUs
 # Extra `docker build` arguments can be given in BUILD_ARGS (e.g. BUILD_ARGS="--build-arg BASE_IMAGE=...").
 set -eu
@@ -20,12 +23,20 @@ case ${GPU:-0} in
     1) gpu=1 tag=cuda ;;
     *) echo "GPU must be 0 or 1 (got '$GPU')" >&2; exit 2 ;;
 esac
+# Multi-label (a sigmoid per class) is how the model is served, not built: an environment variable of the run.
+case ${MULTI_LABEL:-0} in
+    0) multi_label= ;;
+    1) multi_label=1 ;;
+    *) echo "MULTI_LABEL must be 0 or 1 (got '$MULTI_LABEL')" >&2; exit 2 ;;
+esac
 image=${IMAGE:-densenet-server:$tag}
 port=${PORT:-5000}
 # HOST_IP=127.0.0.1 publishes on loopback only (default: every interface, like `docker run -p 5000:5000`).
 publish=${HOST_IP:+$HOST_IP:}$port:5000
 set -- --build-arg "BASE_IMAGE=${BASE_IMAGE:-python:3.11-slim}"
+[ -n "${MODEL:-}" ] && set -- "$@" --build-arg "DENSENET_MODEL=$MODEL"
 [ -n "${WEIGHTS_FILE:-}" ] && set -- "$@" --build-arg "WEIGHTS_FILE=$WEIGHTS_FILE"
+[ -n "${LABELS_FILE:-}" ] && set -- "$@" --build-arg "LABELS_FILE=$LABELS_FILE"
 [ -n "$gpu" ] && set -- "$@" --target cuda
 # podman keeps HEALTHCHECK only in the docker image format.
 [ "$engine" = podman ] && set -- "$@" --format docker
@@ -39,6 +50,7 @@ if [ -n "$gpu" ]; then
     else set -- --gpus all
     fi
 fi
+[ -n "$multi_label" ] && set -- "$@" -e DENSENET_MULTI_LABEL=true
 echo
 echo "Starting $image on port $port (Ctrl-C stops it). Try, from another terminal:"
 echo "    curl http://localhost:$port/inference/cat.jpg"

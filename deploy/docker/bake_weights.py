@@ -1,7 +1,10 @@
-"""Build-time step of the Dockerfile: put the model's weights at /opt/model/densenet121.pth.
+"""Build-time step of the Dockerfile: put the model's weights at /opt/model/model.pth, and the names of their
+classes at /opt/model/labels.txt when there are some.
 
-WEIGHTS_FILE (a path in the build context) is copied; unset, torchvision's published IMAGENET1K_V1 file is
-downloaded and checked against the SHA-256 prefix in its name. The full SHA-256 is written next to it.
+DENSENET_MODEL (the build argument) names the model. WEIGHTS_FILE (a path in the build context) is copied;
+unset, torchvision's published weights of that model (model_catalog.base_record) are downloaded and checked
+against the SHA-256 prefix in their file name. LABELS_FILE (a path in the build context) is copied. The
+weights' full SHA-256 is written next to them.
 """
 
 from __future__ import annotations
@@ -12,24 +15,42 @@ import shutil
 import sys
 from pathlib import Path
 
-TARGET = Path("/opt/model/densenet121.pth")
+from densenet_server.model_record import DEFAULT_MODEL
+
+TARGET = Path("/opt/model/model.pth")
+LABELS_TARGET = Path("/opt/model/labels.txt")
+
+
+def _copy_from_context(variable: str, target: Path) -> bool:
+    """Copy the build-context file named by ``variable`` to ``target``; False (and why) if it is not one."""
+    source = os.environ[variable]
+    if not Path(source).is_file():
+        print(f"{variable}={source} is not a file in the build context (put it under weights/)", file=sys.stderr)
+        return False
+    shutil.copyfile(source, target)
+    return True
+
+
+def _download_published(model: str) -> None:
+    import torch
+
+    from densenet_server.model_catalog import base_record
+
+    published = base_record(model).published
+    if published is None:
+        raise SystemExit(f"torchvision publishes no weights for {model}: pass WEIGHTS_FILE")
+    torch.hub.download_url_to_file(published.url, str(TARGET), hash_prefix=published.sha256_prefix, progress=False)
 
 
 def main() -> int:
     TARGET.parent.mkdir(parents=True, exist_ok=True)
-    local = os.environ.get("WEIGHTS_FILE", "")
-    if local:
-        if not Path(local).is_file():
-            print(f"WEIGHTS_FILE={local} is not a file in the build context (put it under weights/)", file=sys.stderr)
+    if os.environ.get("WEIGHTS_FILE"):
+        if not _copy_from_context("WEIGHTS_FILE", TARGET):
             return 1
-        shutil.copyfile(local, TARGET)
     else:
-        import torch
-        from torchvision.models import DenseNet121_Weights
-
-        url = DenseNet121_Weights.IMAGENET1K_V1.url
-        hash_prefix = url.rsplit("-", 1)[1].split(".")[0]  # torchvision names files <name>-<sha256 prefix>.pth
-        torch.hub.download_url_to_file(url, str(TARGET), hash_prefix=hash_prefix, progress=False)
+        _download_published(os.environ.get("DENSENET_MODEL") or DEFAULT_MODEL)
+    if os.environ.get("LABELS_FILE") and not _copy_from_context("LABELS_FILE", LABELS_TARGET):
+        return 1
     digest = hashlib.sha256(TARGET.read_bytes()).hexdigest()
     TARGET.with_name(TARGET.name + ".sha256").write_text(digest + "\n")
     print(f"baked weights {TARGET} sha256={digest}")

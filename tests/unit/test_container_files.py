@@ -7,6 +7,8 @@ milliseconds, and run run_docker.sh against a fake engine that records the comma
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import json
 import re
 import shlex
@@ -15,11 +17,15 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 import yaml
-from dockerfile_parse import DockerfileParser
 from packaging.requirements import Requirement
+from support import dockerfile as df
+
+from densenet_server.config import load_settings
+from densenet_server.model_record import DEFAULT_MODEL
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TARGET, CUDA_TARGET = "runtime", "cuda"
@@ -29,109 +35,62 @@ SH = shutil.which("sh")
 
 @pytest.fixture(scope="module")
 def instructions() -> list[dict]:
-    parser = DockerfileParser(path=str(ROOT / "Dockerfile"))
-    return parser.structure
-
-
-def _stages(instructions: list[dict]) -> list[list[dict]]:
-    stages: list[list[dict]] = []
-    for instruction in instructions:
-        if instruction["instruction"] == "FROM":
-            stages.append([])
-        if stages:
-            stages[-1].append(instruction)
-    return stages
-
-
-def _from(stage: list[dict]) -> tuple[str, str]:
-    """(base, stage name) of `FROM base AS name`."""
-    base, _, name = stage[0]["value"].split()
-    return base, name
-
-
-def _named(instructions: list[dict]) -> dict[str, list[dict]]:
-    return {_from(stage)[1]: stage for stage in _stages(instructions)}
-
-
-def _values(stage: list[dict], name: str) -> list[str]:
-    return [i["value"] for i in stage if i["instruction"] == name]
-
-
-def _lineage(instructions: list[dict], target: str) -> list[list[dict]]:
-    """The target stage and the stages it is built FROM, the oldest first: an image inherits their config."""
-    stages = _named(instructions)
-    chain = [stages[target]]
-    while _from(chain[0])[0] in stages:
-        chain.insert(0, stages[_from(chain[0])[0]])
-    return chain
-
-
-def _inherited(instructions: list[dict], target: str, name: str) -> list[str]:
-    return [value for stage in _lineage(instructions, target) for value in _values(stage, name)]
-
-
-def _env(instructions: list[dict], target: str) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for value in _inherited(instructions, target, "ENV"):
-        env.update(item.split("=", 1) for item in shlex.split(value))
-    return env
+    return df.instructions()
 
 
 def _needed_stages(instructions: list[dict], target: str) -> set[str]:
     """Every stage a build of `target` runs: its FROM parents and the stages it COPYs from, transitively."""
-    stages, needed, todo = _named(instructions), set(), [target]
+    stages, needed, todo = df.named(instructions), set(), [target]
     while todo:
         name = todo.pop()
         if name in needed:
             continue
         needed.add(name)
         stage = stages[name]
-        todo += [base for base in [_from(stage)[0]] if base in stages]
-        todo += re.findall(r"--from=(\S+)", " ".join(_values(stage, "COPY")))
+        todo += [base for base in [df.from_line(stage)[0]] if base in stages]
+        todo += re.findall(r"--from=(\S+)", " ".join(df.values(stage, "COPY")))
     return needed
 
 
 def _torch_pins(stage: list[dict]) -> set[str]:
-    return set(re.findall(r"\btorch==(\S+)", " ".join(_values(stage, "RUN"))))
+    return set(re.findall(r"\btorch==(\S+)", " ".join(df.values(stage, "RUN"))))
 
 
 def test_base_image_is_a_build_arg_defaulting_to_python_311_slim(instructions: list[dict]) -> None:
-    global_args = [i["value"] for i in instructions if i["instruction"] == "ARG" and i["startline"] < min(
-        j["startline"] for j in instructions if j["instruction"] == "FROM")]
-    assert "BASE_IMAGE=python:3.11-slim" in global_args
-    assert len(_stages(instructions)) >= 2, "multi-stage: build stages and runtime stages"
-    for name in _named(instructions):
-        assert _from(_lineage(instructions, name)[0])[0] == "${BASE_IMAGE}", name
+    assert df.global_args(instructions)["BASE_IMAGE"] == "python:3.11-slim"
+    assert len(df.stages(instructions)) >= 2, "multi-stage: build stages and runtime stages"
+    for name in df.named(instructions):
+        assert df.from_line(df.lineage(instructions, name)[0])[0] == "${BASE_IMAGE}", name
 
 
 def test_default_target_is_the_cpu_runtime_and_needs_no_cuda_stage(instructions: list[dict]) -> None:
     # `docker build .` builds the last stage; BuildKit and buildah skip the stages it does not need.
-    assert _from(_stages(instructions)[-1])[1] == DEFAULT_TARGET
+    assert df.from_line(df.stages(instructions)[-1])[1] == DEFAULT_TARGET
     needed = _needed_stages(instructions, DEFAULT_TARGET)
     assert needed == {"build", "serving", DEFAULT_TARGET}
-    assert "CUDA_TORCH_INDEX_URL" not in json.dumps([_named(instructions)[name] for name in needed])
+    assert "CUDA_TORCH_INDEX_URL" not in json.dumps([df.named(instructions)[name] for name in needed])
 
 
 def test_build_stage_takes_the_torch_index_and_a_local_weights_file(instructions: list[dict]) -> None:
-    build = _named(instructions)["build"]
-    args = _values(build, "ARG")
+    build = df.named(instructions)["build"]
+    args = df.values(build, "ARG")
     assert "TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu" in args
     assert any(arg.startswith("WEIGHTS_FILE") for arg in args)
-    runs = " ".join(_values(build, "RUN"))
+    runs = " ".join(df.values(build, "RUN"))
     assert "$TORCH_INDEX_URL" in runs and "bake_weights.py" in runs
     assert "densenet-server export" in runs, "the build stage exports and verifies the ONNX model"
 
 
 def test_runtime_stage_copies_a_torch_free_environment_and_the_onnx_model(instructions: list[dict]) -> None:
-    stages = _named(instructions)
-    runs = " ".join(_values(stages["build"], "RUN"))
+    stages = df.named(instructions)
+    runs = " ".join(df.values(stages["build"], "RUN"))
     # The runtime venv installs the package without the torch extra and proves it loads without torch.
     assert "/opt/venv/bin/pip install --index-url \"$PIP_INDEX_URL\" /src " in runs
     assert "'torch' not in sys.modules" in runs
-    copies = _inherited(instructions, DEFAULT_TARGET, "COPY")
-    assert copies == ["--from=build /opt/venv /opt/venv", "--from=build /opt/model/densenet121.onnx /opt/model/densenet121.onnx"]
-    env = _env(instructions, DEFAULT_TARGET)
-    assert env["DENSENET_ONNX_MODEL"] == "/opt/model/densenet121.onnx"
+    copies = df.inherited(instructions, DEFAULT_TARGET, "COPY")
+    assert copies == ["--from=build /opt/venv /opt/venv", "--from=build /opt/model/model.onnx /opt/model/model.onnx"]
+    env = df.env(instructions, DEFAULT_TARGET)
+    assert env["DENSENET_ONNX_MODEL"] == "/opt/model/model.onnx"
     assert "DENSENET_DEVICE" not in env, "the CPU image keeps the default device"
 
 
@@ -139,10 +98,10 @@ def test_runtime_stage_copies_a_torch_free_environment_and_the_onnx_model(instru
 def test_serving_targets_are_non_root_expose_5000_and_have_a_tool_free_healthcheck(
     instructions: list[dict], target: str
 ) -> None:
-    user = _inherited(instructions, target, "USER")[-1]
+    user = df.inherited(instructions, target, "USER")[-1]
     assert user.isdigit() and user != "0", "a numeric non-root uid (Kubernetes' runAsNonRoot checks it)"
-    assert "5000" in _inherited(instructions, target, "EXPOSE")
-    healthcheck = _inherited(instructions, target, "HEALTHCHECK")[-1]
+    assert "5000" in df.inherited(instructions, target, "EXPOSE")
+    healthcheck = df.inherited(instructions, target, "HEALTHCHECK")[-1]
     assert "CMD [\"python\"" in healthcheck and "/ready" in healthcheck
     assert "curl" not in healthcheck and "wget" not in healthcheck
 
@@ -151,33 +110,33 @@ def test_serving_targets_are_non_root_expose_5000_and_have_a_tool_free_healthche
 def test_serving_targets_run_gunicorn_in_exec_form_with_images_as_a_volume(
     instructions: list[dict], target: str
 ) -> None:
-    entrypoint = json.loads(_inherited(instructions, target, "ENTRYPOINT")[-1])  # exec form is a JSON array
+    entrypoint = json.loads(df.inherited(instructions, target, "ENTRYPOINT")[-1])  # exec form is a JSON array
     assert entrypoint == ["densenet-server", "serve"]
-    assert not _inherited(instructions, target, "CMD"), "no CMD: arguments given to `docker run` are passed to serve"
-    assert json.loads(_inherited(instructions, target, "VOLUME")[-1]) == ["/app/images"]
-    env = _env(instructions, target)
+    assert not df.inherited(instructions, target, "CMD"), "no CMD: arguments given to `docker run` are passed to serve"
+    assert json.loads(df.inherited(instructions, target, "VOLUME")[-1]) == ["/app/images"]
+    env = df.env(instructions, target)
     assert env["DENSENET_IMAGES_DIR"] == "/app/images" and env["DENSENET_PORT"] == "5000"
     assert env["PATH"].startswith("/opt/venv/bin:")
 
 
 @pytest.mark.parametrize("target", SERVING_TARGETS)
 def test_healthcheck_command_is_valid_python(instructions: list[dict], target: str) -> None:
-    healthcheck = _inherited(instructions, target, "HEALTHCHECK")[-1]
+    healthcheck = df.inherited(instructions, target, "HEALTHCHECK")[-1]
     command = json.loads(healthcheck[healthcheck.index("CMD") + 3:].strip())
     assert command[:2] == ["python", "-c"]
     compile(command[2], "<healthcheck>", "exec")
 
 
 def test_cuda_target_installs_pytorch_from_the_cuda_index(instructions: list[dict]) -> None:
-    stages = _named(instructions)
+    stages = df.named(instructions)
     needed = _needed_stages(instructions, CUDA_TARGET)
     assert "build" not in needed, "the CUDA image neither needs the CPU torch nor the ONNX export"
     (builder,) = needed - {"serving", CUDA_TARGET}
-    args = _values(stages[builder], "ARG")
+    args = df.values(stages[builder], "ARG")
     (index,) = [arg.split("=", 1)[1] for arg in args if arg.startswith("CUDA_TORCH_INDEX_URL=")]
     assert re.fullmatch(r"https://download\.pytorch\.org/whl/cu\d+", index), index
     assert any(arg.startswith("WEIGHTS_FILE") for arg in args)
-    runs = " ".join(_values(stages[builder], "RUN"))
+    runs = " ".join(df.values(stages[builder], "RUN"))
     assert "$CUDA_TORCH_INDEX_URL" in runs and "$TORCH_INDEX_URL" not in runs
     assert "bake_weights.py" in runs and '"/src[torch]"' in runs
     assert "torch.version.cuda" in runs, "the build refuses a torch without CUDA"
@@ -191,14 +150,81 @@ def test_cuda_target_installs_pytorch_from_the_cuda_index(instructions: list[dic
 
 
 def test_cuda_target_serves_the_baked_weights_on_the_gpu(instructions: list[dict]) -> None:
-    copies = _inherited(instructions, CUDA_TARGET, "COPY")
-    assert {copy.split()[-1] for copy in copies} == {"/opt/venv", "/opt/model/densenet121.pth"}
-    env = _env(instructions, CUDA_TARGET)
+    copies = df.inherited(instructions, CUDA_TARGET, "COPY")
+    # The whole folder: the weights, their SHA-256, and labels.txt when LABELS_FILE was given.
+    assert copies == ["--from=cuda-build /opt/venv /opt/venv", "--from=cuda-build /opt/model /opt/model"]
+    env = df.env(instructions, CUDA_TARGET)
     assert env["DENSENET_DEVICE"] == "cuda", "fails at start-up without a GPU instead of using the CPU"
-    assert env["DENSENET_WEIGHTS"] == "/opt/model/densenet121.pth"
+    assert env["DENSENET_WEIGHTS"] == "/opt/model/model.pth"
     assert "DENSENET_ONNX_MODEL" not in env
     assert "compute" in env["NVIDIA_DRIVER_CAPABILITIES"].split(",")
     assert "NVIDIA_VISIBLE_DEVICES" not in env, "which GPUs a container sees is the orchestrator's choice"
+
+
+@pytest.mark.parametrize("target", SERVING_TARGETS)
+def test_the_model_build_argument_is_what_the_image_serves(instructions: list[dict], target: str) -> None:
+    assert df.global_args(instructions)["DENSENET_MODEL"] == DEFAULT_MODEL
+    assert df.image_env(instructions, target)["DENSENET_MODEL"] == DEFAULT_MODEL
+    assert df.image_env(instructions, target, {"DENSENET_MODEL": "resnet50"})["DENSENET_MODEL"] == "resnet50"
+    # The image's environment is a valid configuration of that model, as `serve` reads it at start-up.
+    settings = load_settings({}, environ=df.image_env(instructions, target, {"DENSENET_MODEL": "resnet50"}))
+    assert settings.model == "resnet50" and settings.labels is None
+
+
+@pytest.mark.parametrize("stage", ["build", "cuda-build"])
+def test_the_weights_are_baked_and_proven_for_the_model_argument(instructions: list[dict], stage: str) -> None:
+    builder = df.named(instructions)[stage]
+    assert {"WEIGHTS_FILE", "LABELS_FILE", "DENSENET_MODEL"} <= set(df.values(builder, "ARG"))
+    runs = " ".join(df.values(builder, "RUN"))
+    # bake_weights.py reads DENSENET_MODEL, WEIGHTS_FILE and LABELS_FILE from the ARGs' environment.
+    assert "bake_weights.py" in runs
+    assert "model='$DENSENET_MODEL'" in runs, "the build proves the model it was given loads"
+
+
+def test_the_export_is_made_for_the_model_argument_with_its_labels(instructions: list[dict]) -> None:
+    (export,) = [run for run in df.values(df.named(instructions)["build"], "RUN") if "densenet-server export" in run]
+    words = shlex.split(export)
+    assert words[words.index("--model") + 1] == "$DENSENET_MODEL"
+    assert words[words.index("--output") + 1] == "/opt/model/model.onnx"
+    assert "${LABELS_FILE:+--labels /opt/model/labels.txt}" in export, "the export carries the labels when given"
+
+
+def test_the_cuda_image_serves_the_baked_labels_only_when_given(instructions: list[dict]) -> None:
+    assert df.image_env(instructions, CUDA_TARGET)["DENSENET_LABELS"] == ""
+    given = df.image_env(instructions, CUDA_TARGET, {"LABELS_FILE": "weights/xray-labels.txt"})
+    assert given["DENSENET_LABELS"] == "/opt/model/labels.txt"
+    # An empty variable is an unset setting, not a labels file named "".
+    assert load_settings({}, environ=df.image_env(instructions, CUDA_TARGET)).labels is None
+
+
+def test_bake_weights_copies_the_weights_and_labels_from_the_context(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bake = _bake_weights_module(tmp_path, monkeypatch)
+    (tmp_path / "w.pth").write_bytes(b"weights")
+    (tmp_path / "labels.txt").write_text("a\nb\n")
+    monkeypatch.setenv("WEIGHTS_FILE", str(tmp_path / "w.pth"))
+    monkeypatch.setenv("LABELS_FILE", str(tmp_path / "labels.txt"))
+    assert bake.main() == 0
+    assert bake.TARGET.read_bytes() == b"weights"
+    assert bake.LABELS_TARGET.read_text() == "a\nb\n"
+    digest = hashlib.sha256(b"weights").hexdigest()
+    assert bake.TARGET.with_name("model.pth.sha256").read_text() == digest + "\n"
+    monkeypatch.setenv("LABELS_FILE", str(tmp_path / "missing.txt"))
+    assert bake.main() == 1
+    missing = tmp_path / "missing.txt"
+    assert f"LABELS_FILE={missing} is not a file in the build context (put it under weights/)" in capsys.readouterr().err
+
+
+def _bake_weights_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """deploy/docker/bake_weights.py, writing under ``tmp_path`` instead of /opt/model."""
+    spec = importlib.util.spec_from_file_location("bake_weights", ROOT / "deploy" / "docker" / "bake_weights.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "TARGET", tmp_path / "model" / "model.pth")
+    monkeypatch.setattr(module, "LABELS_TARGET", tmp_path / "model" / "labels.txt")
+    return module
 
 
 def test_dockerignore_sends_only_what_the_build_uses() -> None:
@@ -207,8 +233,7 @@ def test_dockerignore_sends_only_what_the_build_uses() -> None:
     included = {line[1:] for line in lines if line.startswith("!")}
     assert {"pyproject.toml", "README.md", "src/", "weights/", "deploy/docker/bake_weights.py"} <= included
     # every COPY source of the Dockerfile is in the context
-    copies = [i["value"].split()[:-1] for i in DockerfileParser(path=str(ROOT / "Dockerfile")).structure
-              if i["instruction"] == "COPY" and "--from" not in i["value"]]
+    copies = [i["value"].split()[:-1] for i in df.instructions() if i["instruction"] == "COPY" and "--from" not in i["value"]]
     for source in (s for group in copies for s in group):
         assert source in included or source.rstrip("/") + "/" in included, source
 
@@ -312,11 +337,47 @@ def test_run_docker_refuses_an_unknown_gpu_value_before_building(tmp_path: Path,
     assert calls == []
 
 
+@pytest.mark.skipif(SH is None or shutil.which("dirname") is None, reason="no POSIX shell")
+def test_run_docker_passes_the_model_its_weights_and_labels_to_the_build(tmp_path: Path) -> None:
+    result, calls = _run_docker(
+        tmp_path, ("docker",), MODEL="resnet18", WEIGHTS_FILE="weights/xray.pth", LABELS_FILE="weights/xray.txt",
+        MULTI_LABEL="1",
+    )
+    assert result.returncode == 0, result.stderr
+    build, run = _split(calls)
+    build_args = [build[n + 1] for n, word in enumerate(build) if word == "--build-arg"]
+    assert {"DENSENET_MODEL=resnet18", "WEIGHTS_FILE=weights/xray.pth", "LABELS_FILE=weights/xray.txt"} <= set(build_args)
+    # Multi-label is how the model is served: an environment variable of the run, not of the build.
+    assert run[run.index("-e") + 1] == "DENSENET_MULTI_LABEL=true"
+
+
+@pytest.mark.skipif(SH is None or shutil.which("dirname") is None, reason="no POSIX shell")
+def test_run_docker_builds_the_default_model_without_model_arguments(tmp_path: Path) -> None:
+    result, calls = _run_docker(tmp_path, ("docker",))
+    assert result.returncode == 0, result.stderr
+    build, run = _split(calls)
+    build_args = [build[n + 1] for n, word in enumerate(build) if word == "--build-arg"]
+    assert build_args == ["BASE_IMAGE=python:3.11-slim"], "the Dockerfile's defaults: densenet121, published weights"
+    assert "-e" not in run
+
+
+@pytest.mark.skipif(SH is None or shutil.which("dirname") is None, reason="no POSIX shell")
+def test_run_docker_refuses_an_unknown_multi_label_value_before_building(tmp_path: Path) -> None:
+    result, calls = _run_docker(tmp_path, ("docker",), MULTI_LABEL="yes")
+    assert result.returncode == 2
+    assert "MULTI_LABEL must be 0 or 1 (got 'yes')" in result.stderr
+    assert calls == []
+
+
 def test_compose_service_matches_run_docker() -> None:
     compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
     service = compose["services"]["densenet-server"]
     assert service["build"]["context"] == "."
-    assert set(service["build"]["args"]) == {"BASE_IMAGE", "WEIGHTS_FILE"}
+    args = service["build"]["args"]
+    assert set(args) == {"BASE_IMAGE", "DENSENET_MODEL", "WEIGHTS_FILE", "LABELS_FILE"}
+    # The variables run_docker.sh reads, with the Dockerfile's defaults.
+    assert args["DENSENET_MODEL"] == "${MODEL:-densenet121}" and args["LABELS_FILE"] == "${LABELS_FILE:-}"
+    assert service["environment"]["DENSENET_MULTI_LABEL"] == "${MULTI_LABEL:-0}"
     assert service["ports"] == ["5000:5000"]
     assert service["volumes"] == [
         {"type": "bind", "source": "./images", "target": "/app/images", "read_only": True}

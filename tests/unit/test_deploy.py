@@ -14,6 +14,11 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+from support import dockerfile as df
+
+from densenet_server.config import load_settings
+from densenet_server.model_record import DEFAULT_MODEL
+from densenet_server.models_file import model_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBERNETES_VERSION = "1.37.0"  # the newest schemas bundled in kubernetes-validate 1.37.0 (offline)
@@ -21,6 +26,7 @@ KUBERNETES_DIR = ROOT / "deploy" / "kubernetes"
 KSERVE_DIR = ROOT / "deploy" / "kserve"
 GPU_KUBERNETES_DIR = KUBERNETES_DIR / "gpu"
 GPU_KSERVE_DIR = KSERVE_DIR / "gpu"
+SEVERAL_MODELS_DIR = KUBERNETES_DIR / "several-models"
 CONTAINER_PORT = 5000
 NON_ROOT_UID = 10001  # the Dockerfile's USER
 GPU = "nvidia.com/gpu"  # the NVIDIA device plugin's extended resource
@@ -217,6 +223,62 @@ def test_cpu_kserve_runtime_asks_for_no_gpu(kserve: dict[str, dict[str, Any]]) -
 
 @pytest.mark.parametrize("folder", [KSERVE_DIR, GPU_KSERVE_DIR], ids=["cpu", "gpu"])
 def test_server_model_name_matches_the_inference_service(folder: Path) -> None:
-    from densenet_server.weights import MODEL_NAME
+    docs = _by_kind(_documents(folder))
+    (container,) = docs["ServingRuntime"]["spec"]["containers"]
+    # The model the runtime serves (the image's build argument) is the name KServe routes by.
+    assert _env(container)["DENSENET_MODEL"]["value"] == docs["InferenceService"]["metadata"]["name"] == DEFAULT_MODEL
 
-    assert _by_kind(_documents(folder))["InferenceService"]["metadata"]["name"] == MODEL_NAME
+
+@pytest.mark.parametrize("folder", [KUBERNETES_DIR, GPU_KUBERNETES_DIR], ids=["cpu", "gpu"])
+def test_deployments_name_the_model_the_image_is_built_for(folder: Path) -> None:
+    (container,) = _by_kind(_documents(folder))["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert _env(container)["DENSENET_MODEL"]["value"] == df.global_args(df.instructions())["DENSENET_MODEL"]
+
+
+def test_several_models_manifests_validate_strictly() -> None:
+    docs = _documents(SEVERAL_MODELS_DIR)
+    assert {doc["kind"] for doc in docs} == {"Deployment", "ConfigMap"}
+    for doc in docs:
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+
+
+def test_several_models_deployment_replaces_the_cpu_one(kubernetes: dict[str, dict[str, Any]]) -> None:
+    several = _by_kind(_documents(SEVERAL_MODELS_DIR))["Deployment"]
+    assert several["metadata"] == kubernetes["Deployment"]["metadata"]
+    assert several["spec"]["selector"] == kubernetes["Deployment"]["spec"]["selector"]
+    assert several["spec"]["template"]["metadata"] == kubernetes["Deployment"]["spec"]["template"]["metadata"]
+
+
+def test_several_models_deployment_serves_the_config_maps_models_file(tmp_path: Path) -> None:
+    """The ConfigMap's models.toml, mounted where DENSENET_MODELS_FILE says, with the image's environment and
+    the container's, is a configuration `serve` accepts, and serves the models it names."""
+    docs = _by_kind(_documents(SEVERAL_MODELS_DIR))
+    pod = docs["Deployment"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env = {name: item["value"] for name, item in _env(container).items() if "value" in item}
+    models_file = Path(env["DENSENET_MODELS_FILE"])
+    mount = next(m for m in container["volumeMounts"] if m["mountPath"] == str(models_file.parent))
+    assert mount["readOnly"] is True
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    assert volume["configMap"]["name"] == docs["ConfigMap"]["metadata"]["name"]
+    (item,) = volume["configMap"]["items"]
+    assert item["path"] == models_file.name
+    # The file the server reads, here; its paths are absolute, so where it lies changes nothing.
+    local = tmp_path / models_file.name
+    local.write_text(docs["ConfigMap"]["data"][item["key"]], encoding="utf-8")
+    image = df.image_env(df.instructions(), "runtime")
+    settings = load_settings({}, environ={**image, **env, "DENSENET_MODELS_FILE": str(local), "DENSENET_THREADS": "2"})
+    models = model_settings(settings)
+    assert [model.served_name() for model in models] == ["densenet121", "xray"]
+    assert models[0].onnx_model == Path(image["DENSENET_ONNX_MODEL"]), "the image's own export is the default model"
+    assert (models[1].onnx_model, models[1].multi_label, models[1].threshold) == (Path("/models/xray.onnx"), True, 0.4)
+    # Every model's file is in the image or on a mounted volume.
+    mounted = [Path(m["mountPath"]) for m in container["volumeMounts"]] + [Path(image["DENSENET_ONNX_MODEL"]).parent]
+    assert all(any(model.onnx_model.is_relative_to(folder) for folder in mounted) for model in models)
+
+
+def test_without_emptying_the_images_model_a_models_file_is_refused() -> None:
+    """Why the Deployment empties DENSENET_ONNX_MODEL: the image sets it, and a models file refuses it."""
+    image = df.image_env(df.instructions(), "runtime")
+    with pytest.raises(ValueError, match="with models_file, give onnx_model in the models file, per model"):
+        load_settings({}, environ={**image, "DENSENET_MODELS_FILE": "/etc/densenet-server/models.toml"})
