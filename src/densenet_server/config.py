@@ -323,7 +323,10 @@ def add_arguments(parser: argparse.ArgumentParser, groups: Iterable[str]) -> Non
 def load_settings(
     flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
-    """Defaults, overridden by DENSENET_* environment variables, overridden by explicit flags."""
+    """Defaults, overridden by DENSENET_* environment variables, overridden by explicit flags.
+
+    With a models file, the per-model settings come from its tables: a per-model flag beside it is an
+    error, and a per-model environment variable (a container image's DENSENET_MODEL, say) is ignored."""
     environ = os.environ if environ is None else environ
     flags = flags or {}
     values: dict[str, Any] = {}
@@ -332,6 +335,14 @@ def load_settings(
             values[f.name] = flags[f.name]
         elif env_name(f.name) in environ:
             values[f.name] = _parse(f, environ[env_name(f.name)])
+    if values.get("models_file") is not None:
+        clashing = [name for name in PER_MODEL_FLAGS if flags.get(name) is not None]
+        if clashing:
+            raise ValueError(
+                "invalid configuration: with models_file, give "
+                f"{', '.join(clashing)} in the models file, per model"
+            )
+        values = {name: value for name, value in values.items() if name not in PER_MODEL_FLAGS}
     settings = Settings(**values)
     validate(settings)
     return settings

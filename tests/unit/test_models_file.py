@@ -132,19 +132,31 @@ def test_an_unreadable_file_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("environ", "flags"),
+    ("given", "named"),
     [
-        ({"DENSENET_WEIGHTS": "/w.pth"}, "weights"),
-        ({"DENSENET_MODEL": "resnet50", "DENSENET_LABELS": "l.txt"}, "model, labels"),
-        ({"DENSENET_MULTI_LABEL": "true", "DENSENET_THRESHOLD": "0.3"}, "multi_label, threshold"),
-        ({"DENSENET_MODEL_NAME": "x", "DENSENET_WEIGHTS_SHA256": "00", "DENSENET_ONNX_MODEL": "m.onnx"},
-         "model_name, weights_sha256, onnx_model"),
+        ({"weights": Path("/w.pth")}, "weights"),
+        ({"model": "resnet50", "labels": Path("l.txt")}, "model, labels"),
+        ({"multi_label": True, "threshold": 0.3}, "multi_label, threshold"),
+        ({"model_name": "x", "weights_sha256": "00", "onnx_model": Path("m.onnx")}, "model_name, weights_sha256, onnx_model"),
     ],
 )
-def test_per_model_flags_beside_a_models_file_are_refused(environ: dict[str, str], flags: str) -> None:
-    expected = f"invalid configuration: with models_file, give {flags} in the models file, per model"
+def test_per_model_flags_beside_a_models_file_are_refused(given: dict[str, object], named: str) -> None:
+    expected = f"invalid configuration: with models_file, give {named} in the models file, per model"
     with pytest.raises(ValueError, match=f"^{re.escape(expected)}$"):
-        load_settings({}, environ={"DENSENET_MODELS_FILE": "models.toml", **environ})
+        load_settings({"models_file": Path("models.toml"), **given}, environ={})
+
+
+def test_per_model_environment_beside_a_models_file_is_ignored() -> None:
+    """A container image sets DENSENET_MODEL and DENSENET_ONNX_MODEL for its one model; a models file
+    mounted into it describes the models instead."""
+    environ = {
+        "DENSENET_MODELS_FILE": "models.toml", "DENSENET_MODEL": "resnet50", "DENSENET_ONNX_MODEL": "/opt/m.onnx",
+        "DENSENET_MULTI_LABEL": "true",
+    }
+    settings = load_settings({}, environ=environ)
+    assert (settings.models_file, settings.model, settings.onnx_model, settings.multi_label) == (
+        Path("models.toml"), "densenet121", None, False,
+    )
 
 
 def test_server_flags_beside_a_models_file_are_welcome() -> None:
