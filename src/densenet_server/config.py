@@ -111,7 +111,7 @@ class Settings:
     )
     precision: str = _setting(
         AUTO,
-        "auto (CPU: fp32; CUDA: fp16), fp32, or opt-in bf16 (torch backend; faster on CPUs with AVX-512 BF16, "
+        "auto (CPU: fp32; CUDA: fp16 for DenseNets, whose agreement was measured, else fp32), fp32, or opt-in bf16 (torch backend; faster on CPUs with AVX-512 BF16, "
         "probabilities move by up to ~0.09, see docs/performance.md); tf32 and fp16 on CUDA only. Reported in "
         "every answer.",
         MODEL,

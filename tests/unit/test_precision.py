@@ -125,10 +125,24 @@ def test_the_cuda_backend_gets_the_cuda_batch_default_also_when_auto_found_cuda(
     import densenet_server.model as model
 
     built: list[tuple[str, str, int]] = []
-    monkeypatch.setattr(model, "load_model", lambda weights, sha256: types.SimpleNamespace(module=None, weights=None))
     monkeypatch.setattr(
-        cuda_backend, "CudaBackend", lambda module, device, precision, size: built.append((device, precision, size))
+        model, "load_model",
+        lambda record, weights, sha256: types.SimpleNamespace(module=None, weights=None, record=record),
+    )
+    monkeypatch.setattr(
+        cuda_backend, "CudaBackend",
+        lambda module, device, precision, size, input_shape, classes: built.append((device, precision, size)),
     )
     loading._load_cuda(Settings(), "cuda:0", "fp16")  # --device auto, resolved to CUDA
     loading._load_cuda(Settings(max_batch_size=32), "cuda:0", "fp16")
     assert built == [("cuda:0", "fp16", 128), ("cuda:0", "fp16", 32)]
+
+
+@pytest.mark.parametrize(
+    ("architecture", "expected"),
+    [("densenet121", "fp16"), ("densenet201", "fp16"), ("resnet50", "fp32"), ("vit_b_16", "fp32")],
+)
+def test_auto_on_cuda_is_fp16_only_where_its_agreement_was_measured(architecture: str, expected: str) -> None:
+    assert effective_precision("auto", "cuda", architecture) == expected
+    assert effective_precision("auto", "cpu", architecture) == "fp32"
+    assert effective_precision("fp16", "cuda", architecture) == "fp16"

@@ -192,7 +192,7 @@ def load_backend(settings: Settings, device: str | None = None) -> LoadedBackend
     once, but eagerly: its CUDA graphs are captured by its warm_up(), which the caller runs before serving.
     """
     device = serving_device(settings) if device is None else device
-    precision = effective_precision(settings.precision, device_kind(device))
+    precision = effective_precision(settings.precision, device_kind(device), settings.model)
     name = chosen_backend(settings, device)
     if name == ONNXRUNTIME.name and precision != FP32:
         raise WeightsError(f"the onnxruntime backend runs in fp32 only; use --backend torch for {precision}")

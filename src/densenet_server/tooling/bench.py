@@ -342,7 +342,7 @@ def format_report(
             f"| {entry.top1_agreement:.1%} |"
         )
     served_backend = _served_backend(settings, device)
-    served_precision = effective_precision(settings.precision, device_kind(device))
+    served_precision = effective_precision(settings.precision, device_kind(device), settings.model)
     served_rows = [
         r for r in [*raw_results, *cuda_results] if r.backend == served_backend and r.precision == served_precision
     ]
