@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -80,6 +81,8 @@ class LocalEngine:
         settings = self.settings
         loaded = self._preloaded if self._preloaded is not None else load_backend(settings)
         backend = loaded.backend
+        # The batching defaults depend on the device: size them for the one --device auto resolved to.
+        settings = dataclasses.replace(settings, device=backend.device)
         warm_up(backend, loaded.record.preprocessing.input_shape)
         self._info = model_info(backend, loaded.weights, loaded.record)
         self._batcher = Batcher(
