@@ -17,11 +17,12 @@ from torch import nn
 from densenet_server.backends import load_backend
 from densenet_server.backends.loading import cached_export_path, chosen_backend
 from densenet_server.backends.onnx_backend import OnnxBackend
-from densenet_server.backends.onnx_export import ExportError, export_onnx
+from densenet_server.backends.onnx_export import ExportError, _write_onnx, export_onnx, verification_batch
 from densenet_server.backends.registry import NAMES, ONNXRUNTIME, TORCH, backend_named
 from densenet_server.backends.torch_backend import TorchBackend
 from densenet_server.config import AUTO, BACKENDS, Settings
 from densenet_server.local_service import loaded_service, model_inputs, probabilities_of
+from densenet_server.model_record import DENSENET121
 from densenet_server.weights import WeightsError, WeightsInfo, file_sha256
 
 PARITY_TOLERANCE = 1e-4
@@ -115,8 +116,8 @@ def test_onnxruntime_refuses_reduced_precision(settings: Settings) -> None:
 
 def test_export_is_cached_under_the_weights_hash_and_loads_without_torch(settings: Settings, checkpoint_path: Path) -> None:
     loaded = load_backend(settings)
-    path = cached_export_path(settings, loaded.weights)
-    assert path.is_file() and file_sha256(checkpoint_path)[:16] in path.name
+    path = cached_export_path(settings, loaded.weights, loaded.record)
+    assert path.is_file() and path.name.startswith(f"densenet121-{file_sha256(checkpoint_path)[:16]}-")
     assert loaded.weights.sha256 == file_sha256(checkpoint_path)
     code = (
         "import logging, sys; from pathlib import Path; from densenet_server.backends import load_backend; "
@@ -132,7 +133,8 @@ def test_export_is_cached_under_the_weights_hash_and_loads_without_torch(setting
 
 def test_a_corrupt_cache_entry_is_exported_again(settings: Settings, tmp_path: Path) -> None:
     fresh = dataclasses.replace(settings, cache_dir=tmp_path)
-    path = cached_export_path(fresh, load_backend(settings).weights)
+    loaded = load_backend(settings)
+    path = cached_export_path(fresh, loaded.weights, loaded.record)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"not an onnx file")
     loaded = load_backend(fresh)
@@ -140,13 +142,26 @@ def test_a_corrupt_cache_entry_is_exported_again(settings: Settings, tmp_path: P
     assert path.stat().st_size > 1_000_000
 
 
-def test_the_export_records_its_weights_and_verification(settings: Settings) -> None:
+def test_the_export_records_its_weights_model_and_verification(settings: Settings) -> None:
     loaded = load_backend(settings)
-    backend = OnnxBackend(cached_export_path(settings, loaded.weights), threads=1)
+    path = cached_export_path(settings, loaded.weights, loaded.record)
+    backend = OnnxBackend(path, threads=1)
     assert backend.weights == loaded.weights
+    assert backend.record == loaded.record == DENSENET121  # the whole record: preprocessing, categories, ...
+    assert (backend.input_shape, backend.classes) == ((3, 224, 224), 1000)
     assert backend.export_info["verified_max_probability_diff"] < PARITY_TOLERANCE
+    assert backend.export_info["format"] == 2
     assert backend.export_info["torch"] == torch.__version__
-    assert cached_export_path(settings, loaded.weights).stat().st_mode & 0o777 == 0o644  # readable by any server user
+    assert path.stat().st_mode & 0o777 == 0o644  # readable by any server user
+
+
+def test_an_export_is_served_only_as_the_model_it_holds(settings: Settings) -> None:
+    loaded = load_backend(settings)
+    path = cached_export_path(settings, loaded.weights, loaded.record)
+    with pytest.raises(WeightsError, match=rf"^{path} is an export of densenet121: serve it with --model densenet121$"):
+        load_backend(Settings(onnx_model=path, model="resnet50", threads=1))
+    served = load_backend(Settings(onnx_model=path, model_name="mine", threads=1))
+    assert (served.record.name, served.record.architecture, served.weights) == ("mine", "densenet121", loaded.weights)
 
 
 def test_an_export_that_computes_something_else_is_refused(
@@ -156,34 +171,48 @@ def test_an_export_that_computes_something_else_is_refused(
 
     write_onnx = onnx_export._write_onnx
 
-    def write_a_different_model(module: nn.Module, target: Path) -> None:
+    def write_a_different_model(module: nn.Module, example_batch: np.ndarray, target: Path) -> None:
         other = type(module)()
         other.load_state_dict(module.state_dict())
         with torch.no_grad():
             other.classifier.bias.add_(torch.linspace(-5, 5, 1000))
-        write_onnx(other.eval(), target)
+        write_onnx(other.eval(), example_batch, target)
 
     monkeypatch.setattr(onnx_export, "_write_onnx", write_a_different_model)
     target = tmp_path / "model.onnx"
-    with pytest.raises(ExportError, match="differs from PyTorch"):
-        export_onnx(reference_model, WeightsInfo("x", False, None), target)
+    with pytest.raises(ExportError, match=r"^the ONNX export differs from PyTorch by .* in probability \(tolerance 0.0001\); refusing to use it$"):
+        export_onnx(reference_model, WeightsInfo("x", False, None), DENSENET121, target)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_an_onnx_file_from_elsewhere_is_served_as_unverified(reference_model: nn.Module, tmp_path: Path) -> None:
-    path = tmp_path / "foreign.onnx"
-    onnx_export_module = __import__("densenet_server.backends.onnx_export", fromlist=["_write_onnx"])
-    onnx_export_module._write_onnx(reference_model, path)
-    loaded = load_backend(Settings(onnx_model=path, threads=1))
+@pytest.fixture(scope="module")
+def foreign_onnx(reference_model: nn.Module, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An ONNX file of the model that `densenet-server export` did not make: no metadata."""
+    path = tmp_path_factory.mktemp("foreign") / "foreign.onnx"
+    _write_onnx(reference_model, verification_batch(DENSENET121.preprocessing.input_shape), path)
+    return path
+
+
+def test_an_onnx_file_from_elsewhere_is_served_as_unverified(foreign_onnx: Path) -> None:
+    loaded = load_backend(Settings(onnx_model=foreign_onnx, threads=1))
     assert loaded.weights.published is False
-    assert loaded.weights.id.startswith("onnx foreign.onnx sha256:")
+    assert loaded.weights.id == f"onnx foreign.onnx sha256:{file_sha256(foreign_onnx)[:16]}"
+    # It carries no record: --model's, with the file's class count (1000: the published categories).
+    assert loaded.record == DENSENET121
+
+
+def test_an_onnx_file_from_elsewhere_must_fit_the_model(foreign_onnx: Path) -> None:
+    with pytest.raises(WeightsError, match=(
+        rf"^{foreign_onnx} takes \[3, 224, 224\] pixels to 1000 logits; efficientnet_b1 takes \[3, 240, 240\] to 1000$"
+    )):
+        load_backend(Settings(onnx_model=foreign_onnx, model="efficientnet_b1", threads=1))
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch's legacy exporter, as in onnx_export
 def test_an_onnx_file_of_another_shape_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "linear.onnx"
     torch.onnx.export(nn.Linear(3, 2), (torch.zeros(1, 3),), str(path), dynamo=False)
-    with pytest.raises(WeightsError, match=r"\[N, 3, 224, 224\]"):
+    with pytest.raises(WeightsError, match=r"does not take \[N, 3, S, S\] pixels to \[N, classes\] logits"):
         OnnxBackend(path, threads=1)
     not_onnx = tmp_path / "text.onnx"
     not_onnx.write_text("hello")

@@ -15,10 +15,11 @@ from support.paths import SHARED_LABELLED
 from densenet_server.config import Settings, load_settings
 from densenet_server.decoding import decode_image
 from densenet_server.local_service import loaded_service, model_inputs, probabilities_of
-from densenet_server.preprocess import RESIZE_SHORT_SIDE
+from densenet_server.model_record import DENSENET121
 from densenet_server.tooling.agreement import compare
 
 LIMIT = Settings().max_image_pixels
+RESIZE_SHORT_SIDE = DENSENET121.preprocessing.resize_size  # 256
 LARGE_JPEGS = 4
 # Measured on 2026-11-25 (docs/testing.md), max abs difference over all classes: 1.26e-02 on the labelled
 # photos, 2.15e-02 on the repository's four (the fallback without ../shared); top-1 4 of 4 in both. The

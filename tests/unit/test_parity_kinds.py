@@ -15,6 +15,7 @@ from torch import nn
 from densenet_server.config import Settings
 from densenet_server.decoding import decode_image
 from densenet_server.local_service import loaded_service, probabilities_of
+from densenet_server.model_record import DENSENET121
 from densenet_server.preprocess import preprocess
 
 # The preprocessing is bit-identical to torchvision's, so the inputs are equal; what remains is the
@@ -44,7 +45,7 @@ def test_decoded_pixels_and_model_input_equal_the_reference(kinds: list[Kind], r
         decoded = decode_image(kind.data, LIMIT)
         assert decoded.mode == "RGB" and decoded.size == reference.size, kind.name
         assert np.array_equal(np.asarray(decoded), np.asarray(reference)), kind.name
-        assert np.array_equal(preprocess(decoded), torchvision_input(reference)), kind.name
+        assert np.array_equal(preprocess(decoded, DENSENET121.preprocessing), torchvision_input(reference)), kind.name
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "torch"])
