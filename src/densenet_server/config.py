@@ -143,6 +143,12 @@ class Settings:
     # server
     host: str = _setting("0.0.0.0", "Address to listen on.", SERVER)
     port: int = _setting(5000, "TCP port to listen on.", SERVER)
+    grpc_port: int = _setting(
+        8081,
+        "TCP port of the Open Inference Protocol v2 over gRPC (KServe's and Triton's "
+        "inference.GRPCInferenceService), on --host; every front serves it. 0 turns gRPC off.",
+        SERVER,
+    )
     images_dir: Path = _setting(
         Path("images"), "Folder served by GET /inference/<filename>.", SERVER
     )
@@ -356,6 +362,10 @@ def validate(settings: Settings) -> None:
     problems = []
     if not 0 < settings.port < 65536:
         problems.append("port must be between 1 and 65535")
+    if not 0 <= settings.grpc_port < 65536:
+        problems.append("grpc_port must be between 0 (off) and 65535")
+    elif settings.grpc_port == settings.port:
+        problems.append("grpc_port must differ from port (0 turns gRPC off)")
     for name in (
         "http_threads", "max_body_bytes", "max_image_pixels",
         "max_images_per_request", "max_decoding_pixels",

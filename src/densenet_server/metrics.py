@@ -46,6 +46,20 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=registry,
         )
+        # gRPC methods are a fixed set (the service's), so they bound these series as URL rules do.
+        self.grpc_requests = Counter(
+            "densenet_grpc_requests_total",
+            "gRPC calls answered, by method (e.g. ModelInfer) and status code (e.g. OK, INVALID_ARGUMENT).",
+            ["method", "code"],
+            registry=registry,
+        )
+        self.grpc_request_seconds = Histogram(
+            "densenet_grpc_request_duration_seconds",
+            "Time from receiving a gRPC call to returning its answer, by method.",
+            ["method"],
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
         self.batch_size = Histogram(
             "densenet_inference_batch_size",
             "Images in each forward pass of the dynamic batcher, by model.",
@@ -109,6 +123,10 @@ class Metrics:
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
         self.request_seconds.labels(method, route).observe(seconds)
+
+    def observe_grpc_call(self, method: str, code: str, seconds: float) -> None:
+        self.grpc_requests.labels(method, code).inc()
+        self.grpc_request_seconds.labels(method).observe(seconds)
 
     def exposition(self) -> bytes:
         directory = os.environ.get(MULTIPROCESS_DIR_ENV)

@@ -31,6 +31,7 @@ from .models_file import model_settings
 if TYPE_CHECKING:
     from flask import Flask
 
+    from .grpc_v2.server import GrpcServer
     from .served_models import ServedModels
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,9 @@ class DrainingWorker(ThreadWorker):  # type: ignore[misc]
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.app.service is not None:
             self.app.service.begin_shutdown()
+        if self.app.grpc is not None:
+            # gRPC takes no new calls from now on either; those accepted have the grace period.
+            self.app.grpc.begin_stop(self.app.settings.shutdown_grace_s)
         super().handle_exit(sig, frame)
 
     def set_accept_enabled(self, enabled: bool) -> None:
@@ -85,6 +89,8 @@ class DrainingWorker(ThreadWorker):  # type: ignore[misc]
         try:
             super().run()
         finally:
+            if self.app.grpc is not None:
+                self.app.grpc.stop(self.app.settings.shutdown_grace_s)  # its accepted calls answered first
             if self.app.service is not None:
                 self.app.service.stop()
 
@@ -114,8 +120,9 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
         self.model_names = [each.served_name() for each in models]
         self.engines: list[EngineProcess] = []
         self.stopping_engine = False
-        # The worker's own models, once load() has built them in the worker process.
+        # The worker's own models, once load() has built them in the worker process, and its gRPC server.
         self.service: ServedModels | None = None
+        self.grpc: GrpcServer | None = None
         super().__init__()
 
     def load_config(self) -> None:
@@ -183,6 +190,11 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
         )
         app = create_app(self.settings, self.service, self.layout)
         self.service.start(on_failure=_exit_worker)
+        if self.settings.grpc_port:
+            # Imported here, in the front: grpcio must not be loaded in the master before it forks.
+            from .grpc_v2.server import start_grpc_server
+
+            self.grpc = start_grpc_server(self.service, self.settings.host, self.settings.grpc_port)
         return app
 
     def run(self) -> None:

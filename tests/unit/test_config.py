@@ -32,6 +32,7 @@ DEFAULTS = {
     "jpeg_draft": False,
     "host": "0.0.0.0",
     "port": 5000,
+    "grpc_port": 8081,
     "images_dir": Path("images"),
     "workers": 0,
     "http_threads": 96,
@@ -92,6 +93,13 @@ def test_flags_override_environment() -> None:
 GRACE_RULE = "shutdown_grace_s must be at least request_timeout_s, so accepted requests can finish"
 
 
+def test_grpc_port_from_flag_and_environment_and_0_turns_it_off() -> None:
+    parser = argparse.ArgumentParser()
+    config.add_arguments(parser, [config.SERVER])
+    assert load_settings(vars(parser.parse_args(["--grpc-port", "9000"])), environ={}).grpc_port == 9000
+    assert load_settings({}, environ={"DENSENET_GRPC_PORT": "0"}).grpc_port == 0
+
+
 def invalid(*rules: str) -> str:
     """validate()'s message when exactly ``rules`` fire, in its order."""
     return "invalid configuration: " + "; ".join(rules)
@@ -103,6 +111,9 @@ def invalid(*rules: str) -> str:
         ({"DENSENET_PORT": "seventy"}, "port: cannot read 'seventy' as int"),
         ({"DENSENET_JPEG_DRAFT": "maybe"}, "DENSENET_JPEG_DRAFT: expected a boolean, got 'maybe'"),
         ({"DENSENET_PORT": "0"}, invalid("port must be between 1 and 65535")),
+        ({"DENSENET_GRPC_PORT": "65536"}, invalid("grpc_port must be between 0 (off) and 65535")),
+        ({"DENSENET_GRPC_PORT": "-1"}, invalid("grpc_port must be between 0 (off) and 65535")),
+        ({"DENSENET_GRPC_PORT": "5000"}, invalid("grpc_port must differ from port (0 turns gRPC off)")),
         ({"DENSENET_MAX_BATCH_SIZE": "-1"}, invalid("max_batch_size must be 0 (automatic) or more")),
         ({"DENSENET_WORKERS": "-2"}, invalid("workers must be 0 (automatic) or more")),
         ({"DENSENET_HTTP_THREADS": "0"}, invalid("http_threads must be at least 1")),

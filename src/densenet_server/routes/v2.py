@@ -10,39 +10,22 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import numpy as np
 from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from .. import __version__, request_scope
-from ..backends.loading import chosen_backend
-from ..backends.registry import BACKENDS
-from ..decoding import ImageError
+from .. import v2_inference
 from ..errors import api_error_from
 from ..model_summary import summarize
-from ..preprocess import normalize
 from ..served_models import UnknownModel
 from ..service import InferenceService
 from .common import layout, models, server_settings
 from .uploads import read_body
 from .v2_repository import LOAD_REFUSED, ready_only, repository_index
-from .v2_tensors import (
-    IMAGE_INPUT,
-    PIXELS_INPUT,
-    PROBABILITIES_OUTPUT,
-    ProtocolError,
-    encode_infer_response,
-    parse_infer_request,
-)
+from .v2_tensors import HEADER_LENGTH, ProtocolError, encode_infer_response, parse_infer_request
 
 log = logging.getLogger(__name__)
 
 blueprint = Blueprint("v2", __name__, url_prefix="/v2")
-
-SERVER_NAME = "densenet-server"
-EXTENSIONS = ["classification", "binary_tensor_data", "model_repository"]
-HEADER_LENGTH = "Inference-Header-Content-Length"
-_PLATFORMS = {backend.name: backend.platform for backend in BACKENDS}
 
 
 class V2Error(Exception):
@@ -98,14 +81,12 @@ def _body_limit_message() -> str:
 def _model(model_name: str, model_version: str | None) -> InferenceService:
     """The model served as ``model_name`` (of ``model_version``, when the path names one); 404 for another."""
     try:
-        chosen = models().get(model_name)
+        return v2_inference.chosen_model(models(), model_name, model_version)
     except UnknownModel as exc:
         served = ", ".join(f"'{name}'" for name in models().names)
         raise V2Error(404, f"unknown model '{model_name}'; this server serves {served}") from exc
-    version = summarize(chosen).version
-    if model_version is not None and model_version != version:
-        raise V2Error(404, f"unknown version '{model_version}' of model '{model_name}'; it has version {version}")
-    return chosen
+    except v2_inference.UnknownVersion as exc:
+        raise V2Error(404, str(exc)) from exc
 
 
 def _health(ok: bool) -> Response:
@@ -115,7 +96,7 @@ def _health(ok: bool) -> Response:
 
 @blueprint.get("")
 def server_metadata() -> Any:
-    metadata: dict[str, Any] = {"name": SERVER_NAME, "version": __version__, "extensions": EXTENSIONS}
+    metadata = v2_inference.server_metadata()
     if layout() is not None:
         metadata["layout"] = layout()
     return jsonify(metadata)
@@ -154,43 +135,7 @@ def load_or_unload(model_name: str) -> Response:
 @blueprint.get("/models/<model_name>")
 @blueprint.get("/models/<model_name>/versions/<model_version>")
 def model_metadata(model_name: str, model_version: str | None = None) -> Any:
-    chosen = _model(model_name, model_version)
-    pixels_shape, probabilities_shape = _tensor_shapes(chosen)
-    return jsonify(
-        {
-            "name": chosen.name,
-            "versions": [summarize(chosen).version],
-            "platform": _platform(chosen),
-            **_serving_parameters(chosen),
-            "inputs": [
-                {"name": IMAGE_INPUT, "datatype": "BYTES", "shape": [-1]},
-                {"name": PIXELS_INPUT, "datatype": "FP32", "shape": pixels_shape},
-            ],
-            "outputs": [{"name": PROBABILITIES_OUTPUT, "datatype": "FP32", "shape": probabilities_shape}],
-        }
-    )
-
-
-def _tensor_shapes(chosen: InferenceService) -> tuple[list[int], list[int]]:
-    """The shapes of the `pixels` input and the `probabilities` output, from the model's record; while the
-    model loads, its crop size and class count are not read yet: -1, the protocol's "any size"."""
-    if not chosen.loaded:
-        return [-1, 3, -1, -1], [-1, -1]
-    record = chosen.info.record
-    return [-1, *record.preprocessing.input_shape], [-1, record.num_classes]
-
-
-def _serving_parameters(chosen: InferenceService) -> dict[str, Any]:
-    """How the model runs (once loaded): backend, precision and device, as every answer reports them."""
-    if not chosen.loaded:
-        return {}
-    info = chosen.info
-    return {"parameters": {"backend": info.backend, "precision": info.precision, "device": info.device}}
-
-
-def _platform(chosen: InferenceService) -> str:
-    name = chosen.info.backend if chosen.loaded else chosen_backend(chosen.settings)
-    return _PLATFORMS.get(name, name)
+    return jsonify(v2_inference.model_metadata(_model(model_name, model_version)))
 
 
 @blueprint.post("/models/<model_name>/infer")
@@ -200,9 +145,7 @@ def infer(model_name: str, model_version: str | None = None) -> Response:
     settings = server_settings()
     if request.content_length is not None and request.content_length > settings.max_body_bytes:
         raise V2Error(413, _body_limit_message())
-    # Not `ready`: while the server drains, a request that reached it is still served.
-    if not chosen.loaded:
-        raise V2Error(503, f"model '{chosen.name}' is not ready yet; retry once /v2/health/ready answers 200", {"Retry-After": "1"})
+    v2_inference.ensure_loaded(chosen)
     if request.headers.get("Content-Encoding", "identity").lower() != "identity":
         raise V2Error(400, "compressed request bodies (Content-Encoding) are not supported")
     record = chosen.info.record
@@ -210,52 +153,10 @@ def infer(model_name: str, model_version: str | None = None) -> Response:
     parsed = parse_infer_request(
         body, request.headers.get(HEADER_LENGTH), record.num_classes, record.preprocessing.input_shape
     )
-    if parsed.rows > settings.max_images_per_request:
-        raise V2Error(
-            400,
-            f"the request holds {parsed.rows} images; the limit is {settings.max_images_per_request} "
-            "per request (--max-images-per-request)",
-        )
-    probabilities = _probabilities_of(chosen, parsed.inputs)
+    probabilities = v2_inference.probabilities(chosen, parsed, settings.max_images_per_request)
     body, header_length = encode_infer_response(parsed, probabilities, record.categories, chosen.name, record.version)
     if header_length is None:
         return Response(body, content_type="application/json")
     response = Response(body, content_type="application/octet-stream")
     response.headers[HEADER_LENGTH] = str(header_length)
     return response
-
-
-def _probabilities_of(chosen: InferenceService, inputs: list[tuple[str, list[bytes] | np.ndarray]]) -> np.ndarray:
-    """Probabilities of every row of the request, in order. Images only: the service's image path, as for
-    uploads (announced to the batcher, decoded on the GPU where the engine may). With FP32 tensors too:
-    the images are decoded here and everything travels as pixels."""
-    if any(isinstance(rows, np.ndarray) for _, rows in inputs):
-        return chosen.probabilities(_pixels_of(chosen, inputs))
-    tagged = [(name, index, data) for name, rows in inputs for index, data in enumerate(rows)]
-    images = [data for _, _, data in tagged]
-    request_scope.note_image_bytes(sum(len(data) for data in images))
-    outcomes = chosen.image_probabilities(images)
-    for (name, index, _), outcome in zip(tagged, outcomes):
-        if isinstance(outcome, ImageError):
-            raise V2Error(400, f"input '{name}' element {index}: {outcome}") from outcome
-    return np.stack(outcomes)
-
-
-def _pixels_of(chosen: InferenceService, inputs: list[tuple[str, list[bytes] | np.ndarray]]) -> np.ndarray:
-    """All rows of the request, in the order of its inputs: the images' uint8 crops, or, when the request
-    also holds FP32 tensors, normalised float32 pixels throughout."""
-    blocks: list[np.ndarray] = []
-    for name, rows in inputs:
-        if isinstance(rows, np.ndarray):
-            blocks.append(rows)
-            continue
-        request_scope.note_image_bytes(sum(len(data) for data in rows))
-        prepared = chosen.prepare_many(rows)
-        for index, pixels in enumerate(prepared):
-            if isinstance(pixels, ImageError):
-                raise V2Error(400, f"input '{name}' element {index}: {pixels}") from pixels
-        blocks.append(np.stack(prepared))
-    if len({block.dtype for block in blocks}) > 1:
-        preprocessing = chosen.info.record.preprocessing
-        blocks = [normalize(block, preprocessing) if block.dtype == np.uint8 else block for block in blocks]
-    return np.concatenate(blocks)

@@ -3,7 +3,8 @@
 Covers the JSON form of the protocol and Triton's binary tensor data extension (JSON header, then raw
 tensor bytes; BYTES elements as a 4-byte little-endian length followed by the bytes) and classification
 extension. No Flask here: it takes bytes and gives bytes, and raises ProtocolError for the client's
-mistakes.
+mistakes. The gRPC service (grpc_v2/) reads its tensors through read_input and requested_output too, so
+that both transports accept and refuse the same tensors with the same messages.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import numpy as np
 IMAGE_INPUT = "image"
 PIXELS_INPUT = "pixels"
 PROBABILITIES_OUTPUT = "probabilities"
+# The binary extension's header: the length of the JSON part of a body that binary data follows.
+HEADER_LENGTH = "Inference-Header-Content-Length"
 _LENGTH_PREFIX = struct.Struct("<I")
 
 
@@ -138,7 +141,12 @@ def _split_bytes_elements(raw: bytes, where: str) -> list[bytes]:
     return elements
 
 
-def _image_input(tensor: dict[str, Any], raw: bytes | None, where: str) -> list[bytes]:
+def join_bytes_elements(elements: Sequence[bytes]) -> bytes:
+    """BYTES elements as binary data: each one's 4-byte little-endian length, then its bytes."""
+    return b"".join(_LENGTH_PREFIX.pack(len(element)) + element for element in elements)
+
+
+def _image_input(tensor: dict[str, Any], raw: bytes | None, where: str, elements: list[bytes] | None) -> list[bytes]:
     _require(tensor.get("datatype") == "BYTES", f"{where}: datatype must be BYTES (encoded images)")
     shape = _shape(tensor, where)
     _require(
@@ -148,6 +156,8 @@ def _image_input(tensor: dict[str, Any], raw: bytes | None, where: str) -> list[
     count = shape[0]
     if raw is not None:
         images = _split_bytes_elements(raw, where)
+    elif elements is not None:
+        images = elements
     else:
         _require("data" in tensor, f"{where}: no 'data' (and no binary_data_size)")
         images = []
@@ -191,7 +201,8 @@ def _pixels_input(
     return pixels.reshape(shape)
 
 
-def _output(tensor: Any, default_binary: bool, index: int, classes: int) -> RequestedOutput:
+def requested_output(tensor: Any, default_binary: bool, index: int, classes: int) -> RequestedOutput:
+    """The output ``tensor`` asks for (JSON form: name, parameters), the ``index``-th of the request."""
     where = f"output {index}"
     _require(isinstance(tensor, dict), f"{where} must be an object")
     name = tensor.get("name")
@@ -231,20 +242,10 @@ def parse_infer_request(
     inputs: list[tuple[str, list[bytes] | np.ndarray]] = []
     for index, tensor in enumerate(tensors):
         _require(isinstance(tensor, dict), f"input {index} must be an object")
-        name = tensor.get("name")
-        where = f"input '{name}'"
-        _require(name not in [n for n, _ in inputs], f"{where} is given twice")
+        where = f"input '{tensor.get('name')}'"
         input_parameters = _parameters(tensor, where)
         raw = reader.take(input_parameters["binary_data_size"], where) if "binary_data_size" in input_parameters else None
-        if name == IMAGE_INPUT:
-            inputs.append((name, _image_input(tensor, raw, where)))
-        elif name == PIXELS_INPUT:
-            inputs.append((name, _pixels_input(tensor, raw, where, pixels_shape)))
-        else:
-            raise ProtocolError(
-                f"unexpected inference input '{name}'; this model takes '{IMAGE_INPUT}' (BYTES) "
-                f"and/or '{PIXELS_INPUT}' (FP32)"
-            )
+        inputs.append(read_input(tensor, raw, pixels_shape))
     reader.check_consumed()
 
     requested = document.get("outputs")
@@ -252,13 +253,37 @@ def parse_infer_request(
         outputs = [RequestedOutput(PROBABILITIES_OUTPUT, binary_output)]
     else:
         _require(isinstance(requested, list), "'outputs' must be a list")
-        outputs = [_output(tensor, binary_output, index, classes) for index, tensor in enumerate(requested)]
-    request = InferRequest(request_id, inputs, outputs)
+        outputs = [requested_output(tensor, binary_output, index, classes) for index, tensor in enumerate(requested)]
+    return checked_request(InferRequest(request_id, inputs, outputs))
+
+
+def read_input(
+    tensor: dict[str, Any], raw: bytes | None, pixels_shape: tuple[int, int, int], elements: list[bytes] | None = None
+) -> tuple[str, list[bytes] | np.ndarray]:
+    """The input ``tensor`` (JSON form: name, datatype, shape, data) as (name, rows), its values from
+    ``raw`` bytes when given (binary data; gRPC's raw_input_contents), else BYTES ``elements`` (gRPC's
+    bytes_contents), else its 'data'."""
+    name = tensor.get("name")
+    where = f"input '{name}'"
+    if name == IMAGE_INPUT:
+        return name, _image_input(tensor, raw, where, elements)
+    if name == PIXELS_INPUT:
+        return name, _pixels_input(tensor, raw, where, pixels_shape)
+    raise ProtocolError(
+        f"unexpected inference input '{name}'; this model takes '{IMAGE_INPUT}' (BYTES) and/or '{PIXELS_INPUT}' (FP32)"
+    )
+
+
+def checked_request(request: InferRequest) -> InferRequest:
+    """``request``, once it is known to hold each input once and at least one row."""
+    names = [name for name, _ in request.inputs]
+    for name in names:
+        _require(names.count(name) == 1, f"input '{name}' is given twice")
     _require(request.rows > 0, "the inputs hold no images")
     return request
 
 
-def _classification_strings(probabilities: np.ndarray, k: int, labels: Sequence[str]) -> list[bytes]:
+def classification_strings(probabilities: np.ndarray, k: int, labels: Sequence[str]) -> list[bytes]:
     """Triton's classification extension: "<value>:<index>:<label>", most probable first, per row."""
     order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
     return [
@@ -282,10 +307,10 @@ def encode_infer_response(
     for requested in request.outputs:
         output: dict[str, Any] = {"name": requested.name}
         if requested.classification:
-            strings = _classification_strings(probabilities, requested.classification, labels)
+            strings = classification_strings(probabilities, requested.classification, labels)
             output.update(datatype="BYTES", shape=[rows, requested.classification])
             if requested.binary:
-                raw = b"".join(_LENGTH_PREFIX.pack(len(s)) + s for s in strings)
+                raw = join_bytes_elements(strings)
             else:
                 output["data"] = [s.decode() for s in strings]
         else:

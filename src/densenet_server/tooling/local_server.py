@@ -38,11 +38,18 @@ def _answers_ready(url: str) -> bool:
         return False
 
 
+GRPC_PORT_FLAG = "--grpc-port"
+
+
 class LocalServer:
-    def __init__(self, process: subprocess.Popen[bytes], port: int, log_path: Path, started: float) -> None:
+    def __init__(
+        self, process: subprocess.Popen[bytes], port: int, log_path: Path, started: float, grpc_port: int | None = None
+    ) -> None:
         self.process = process
         self.port = port
         self.base_url = f"http://127.0.0.1:{port}"
+        # Where its gRPC service answers ("host:port", as gRPC clients take it); None with --grpc-port 0.
+        self.grpc_address = f"127.0.0.1:{grpc_port}" if grpc_port else None
         self.log_path = log_path
         self.started = started
         self.seconds_to_ready: float | None = None
@@ -51,18 +58,21 @@ class LocalServer:
     def start(
         cls, args: Sequence[str], env: dict[str, str] | None = None, wait_ready: bool = True
     ) -> LocalServer:
-        """Start the server with ``args`` (after `serve`) and, by default, wait until /ready answers 200."""
+        """Start the server with ``args`` (after `serve`) and, by default, wait until /ready answers 200.
+        Its HTTP port is a free one, and so is its gRPC port unless ``args`` give --grpc-port."""
         port = free_port()
+        arguments = list(args) if GRPC_PORT_FLAG in args else [GRPC_PORT_FLAG, str(free_port()), *args]
+        grpc_port = int(arguments[arguments.index(GRPC_PORT_FLAG) + 1])
         log_path = Path(tempfile.mkstemp(prefix="densenet-server-", suffix=".log")[1])
         started = time.monotonic()
         with log_path.open("wb") as log_file:
             process = subprocess.Popen(
-                [*server_command(), "serve", "--host", "127.0.0.1", "--port", str(port), *args],
+                [*server_command(), "serve", "--host", "127.0.0.1", "--port", str(port), *arguments],
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **(env or {})},
             )
-        server = cls(process, port, log_path, started)
+        server = cls(process, port, log_path, started, grpc_port)
         if wait_ready:
             server.wait_ready()
         return server
