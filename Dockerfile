@@ -120,11 +120,13 @@ ENV PATH=/opt/venv/bin:$PATH \
     DENSENET_MODEL=${DENSENET_MODEL} \
     DENSENET_IMAGES_DIR=/app/images \
     DENSENET_HOST=0.0.0.0 \
-    DENSENET_PORT=5000
+    DENSENET_PORT=5000 \
+    DENSENET_GRPC_PORT=8081
 # Served images come from a read-only mount (docker run -v "$PWD/images:/app/images:ro"), never baked in.
 VOLUME ["/app/images"]
 USER 10001
-EXPOSE 5000
+# HTTP, and the Open Inference Protocol v2 over gRPC.
+EXPOSE 5000 8081
 # Needs nothing but the Python already in the image; /ready answers 200 once the model has loaded.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/ready' % os.environ.get('DENSENET_PORT', '5000'), timeout=4)"]

@@ -1,5 +1,5 @@
 #!/usr/bin/env sh
-# Builds the server's image and runs it on port 5000, serving ./images read-only.
+# Builds the server's image and runs it on port 5000 (and gRPC on 8081), serving ./images read-only.
 #   sh run_docker.sh                          # docker, or podman when docker is missing
 #   CONTAINER_ENGINE=podman sh run_docker.sh
 #   WEIGHTS_FILE=weights/densenet121.pth sh run_docker.sh   # bake a local checkpoint (must be under weights/)
@@ -33,6 +33,8 @@ image=${IMAGE:-densenet-server:$tag}
 port=${PORT:-5000}
 # HOST_IP=127.0.0.1 publishes on loopback only (default: every interface, like `docker run -p 5000:5000`).
 publish=${HOST_IP:+$HOST_IP:}$port:5000
+grpc_port=${GRPC_PORT:-8081}
+publish_grpc=${HOST_IP:+$HOST_IP:}$grpc_port:8081
 set -- --build-arg "BASE_IMAGE=${BASE_IMAGE:-python:3.11-slim}"
 [ -n "${MODEL:-}" ] && set -- "$@" --build-arg "DENSENET_MODEL=$MODEL"
 [ -n "${WEIGHTS_FILE:-}" ] && set -- "$@" --build-arg "WEIGHTS_FILE=$WEIGHTS_FILE"
@@ -54,5 +56,6 @@ fi
 echo
 echo "Starting $image on port $port (Ctrl-C stops it). Try, from another terminal:"
 echo "    curl http://localhost:$port/inference/cat.jpg"
+echo "gRPC (Open Inference Protocol v2, e.g. tritonclient.grpc) answers on localhost:$grpc_port."
 echo
-exec "$engine" run --rm "$@" -p "$publish" -v "$PWD/images:/app/images:ro" --name densenet-server "$image"
+exec "$engine" run --rm "$@" -p "$publish" -p "$publish_grpc" -v "$PWD/images:/app/images:ro" --name densenet-server "$image"

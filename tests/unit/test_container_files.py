@@ -95,12 +95,12 @@ def test_runtime_stage_copies_a_torch_free_environment_and_the_onnx_model(instru
 
 
 @pytest.mark.parametrize("target", SERVING_TARGETS)
-def test_serving_targets_are_non_root_expose_5000_and_have_a_tool_free_healthcheck(
+def test_serving_targets_are_non_root_expose_5000_and_8081_and_have_a_tool_free_healthcheck(
     instructions: list[dict], target: str
 ) -> None:
     user = df.inherited(instructions, target, "USER")[-1]
     assert user.isdigit() and user != "0", "a numeric non-root uid (Kubernetes' runAsNonRoot checks it)"
-    assert "5000" in df.inherited(instructions, target, "EXPOSE")
+    assert df.inherited(instructions, target, "EXPOSE")[-1].split() == ["5000", "8081"]  # HTTP, gRPC
     healthcheck = df.inherited(instructions, target, "HEALTHCHECK")[-1]
     assert "CMD [\"python\"" in healthcheck and "/ready" in healthcheck
     assert "curl" not in healthcheck and "wget" not in healthcheck
@@ -116,6 +116,7 @@ def test_serving_targets_run_gunicorn_in_exec_form_with_images_as_a_volume(
     assert json.loads(df.inherited(instructions, target, "VOLUME")[-1]) == ["/app/images"]
     env = df.env(instructions, target)
     assert env["DENSENET_IMAGES_DIR"] == "/app/images" and env["DENSENET_PORT"] == "5000"
+    assert env["DENSENET_GRPC_PORT"] == "8081"
     assert env["PATH"].startswith("/opt/venv/bin:")
 
 
@@ -244,6 +245,7 @@ def test_run_docker_script_builds_and_runs_with_a_read_only_images_mount() -> No
     assert '-v "$PWD/images:/app/images:ro"' in script
     assert '-p "$publish"' in script and "publish=${HOST_IP:+$HOST_IP:}$port:5000" in script
     assert "port=${PORT:-5000}" in script
+    assert '-p "$publish_grpc"' in script and "publish_grpc=${HOST_IP:+$HOST_IP:}$grpc_port:8081" in script
     assert "curl http://localhost:$port/inference/cat.jpg" in script
     assert "--format docker" in script  # podman drops HEALTHCHECK otherwise
 
@@ -301,8 +303,18 @@ def test_run_docker_builds_and_runs_the_cpu_image_by_default(tmp_path: Path) -> 
     assert "--target" not in build and build[-3:] == ["-t", "densenet-server:latest", "."]
     assert "--gpus" not in run and "--device" not in run
     assert run[-1] == "densenet-server:latest"
-    assert run[run.index("-p") + 1] == "5000:5000"
+    published = [run[index + 1] for index, word in enumerate(run) if word == "-p"]
+    assert published == ["5000:5000", "8081:8081"]  # HTTP, gRPC
     assert run[run.index("-v") + 1] == f"{ROOT}/images:/app/images:ro"
+
+
+@pytest.mark.skipif(SH is None or shutil.which("dirname") is None, reason="no POSIX shell")
+def test_run_docker_publishes_both_ports_where_asked(tmp_path: Path) -> None:
+    result, calls = _run_docker(tmp_path, ("docker",), PORT="8000", GRPC_PORT="9000", HOST_IP="127.0.0.1")
+    assert result.returncode == 0, result.stderr
+    _, run = _split(calls)
+    assert [run[index + 1] for index, word in enumerate(run) if word == "-p"] == ["127.0.0.1:8000:5000", "127.0.0.1:9000:8081"]
+    assert "localhost:9000" in result.stdout
 
 
 @pytest.mark.skipif(SH is None or shutil.which("dirname") is None, reason="no POSIX shell")
@@ -378,7 +390,7 @@ def test_compose_service_matches_run_docker() -> None:
     # The variables run_docker.sh reads, with the Dockerfile's defaults.
     assert args["DENSENET_MODEL"] == "${MODEL:-densenet121}" and args["LABELS_FILE"] == "${LABELS_FILE:-}"
     assert service["environment"]["DENSENET_MULTI_LABEL"] == "${MULTI_LABEL:-0}"
-    assert service["ports"] == ["5000:5000"]
+    assert service["ports"] == ["5000:5000", "8081:8081"]  # HTTP, gRPC
     assert service["volumes"] == [
         {"type": "bind", "source": "./images", "target": "/app/images", "read_only": True}
     ]

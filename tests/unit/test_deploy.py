@@ -28,6 +28,7 @@ GPU_KUBERNETES_DIR = KUBERNETES_DIR / "gpu"
 GPU_KSERVE_DIR = KSERVE_DIR / "gpu"
 SEVERAL_MODELS_DIR = KUBERNETES_DIR / "several-models"
 CONTAINER_PORT = 5000
+GRPC_PORT = 8081  # the image's DENSENET_GRPC_PORT and the server's default
 NON_ROOT_UID = 10001  # the Dockerfile's USER
 GPU = "nvidia.com/gpu"  # the NVIDIA device plugin's extended resource
 
@@ -96,6 +97,7 @@ def test_deployment_probes_resources_and_security(folder: Path) -> None:
     pod = _by_kind(_documents(folder))["Deployment"]["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert container["ports"][0]["containerPort"] == CONTAINER_PORT
+    assert {port["name"]: port["containerPort"] for port in container["ports"]} == {"http": CONTAINER_PORT, "grpc": GRPC_PORT}
     assert container["readinessProbe"]["httpGet"]["path"] == "/ready"
     assert container["livenessProbe"]["httpGet"]["path"] in {"/", "/v2/health/live"}
     assert container["startupProbe"]["httpGet"]["path"] in {"/", "/v2/health/live"}
@@ -117,7 +119,9 @@ def test_service_hpa_and_pdb_point_at_the_deployment(kubernetes: dict[str, dict[
     deployment = kubernetes["Deployment"]
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert kubernetes["Service"]["spec"]["selector"].items() <= labels.items()
-    assert kubernetes["Service"]["spec"]["ports"][0]["targetPort"] == "http"
+    http, grpc = kubernetes["Service"]["spec"]["ports"]
+    assert http["targetPort"] == "http"
+    assert (grpc["targetPort"], grpc["port"], grpc["appProtocol"]) == ("grpc", GRPC_PORT, "kubernetes.io/h2c")
     assert kubernetes["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"].items() <= labels.items()
     hpa = kubernetes["HorizontalPodAutoscaler"]
     assert hpa["apiVersion"] == "autoscaling/v2"
@@ -178,6 +182,8 @@ def test_kserve_inference_service_uses_this_image_over_v2(any_kserve: dict[str, 
     assert container["name"] == "kserve-container"
     assert container["ports"][0]["containerPort"] == CONTAINER_PORT
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    # The server's gRPC port, stated (KServe's Serverless mode routes the one REST port; see the comment).
+    assert _env(container)["DENSENET_GRPC_PORT"]["value"] == str(GRPC_PORT)
 
 
 def test_kserve_runtime_container_is_a_valid_pod_container(any_kserve: dict[str, dict[str, Any]]) -> None:
@@ -227,6 +233,10 @@ def test_server_model_name_matches_the_inference_service(folder: Path) -> None:
     (container,) = docs["ServingRuntime"]["spec"]["containers"]
     # The model the runtime serves (the image's build argument) is the name KServe routes by.
     assert _env(container)["DENSENET_MODEL"]["value"] == docs["InferenceService"]["metadata"]["name"] == DEFAULT_MODEL
+
+
+def test_the_manifests_grpc_port_is_the_servers_default() -> None:
+    assert load_settings({}, environ={}).grpc_port == GRPC_PORT
 
 
 @pytest.mark.parametrize("folder", [KUBERNETES_DIR, GPU_KUBERNETES_DIR], ids=["cpu", "gpu"])
