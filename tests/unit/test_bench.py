@@ -10,7 +10,15 @@ import pytest
 
 from densenet_server.config import Settings, load_settings
 from densenet_server.tooling import agreement
-from densenet_server.tooling.bench import BenchOptions, _server_environment, measure_raw, run_bench
+from densenet_server.routes.v2_tensors import parse_infer_request
+from densenet_server.tooling.bench import (
+    BenchOptions,
+    _server_environment,
+    batches_of,
+    measure_raw,
+    run_bench,
+    v2_infer_requests,
+)
 
 REPO_IMAGES = Path(__file__).resolve().parents[2] / "images"
 
@@ -54,7 +62,8 @@ def test_the_server_gets_the_benchmarks_settings(checkpoint_path: Path) -> None:
 def test_a_short_run_reports_every_table(checkpoint_path: Path) -> None:
     options = BenchOptions(
         photos_dirs=[REPO_IMAGES], concurrencies=(1, 2), duration_s=1.0, warmup_s=0.2, web_images=4,
-        phone_images=2, raw_repeats=1, raw_backends=("onnxruntime", "torch"),
+        phone_images=2, raw_repeats=1, raw_backends=("onnxruntime", "torch"), images_per_request=3,
+        v2_concurrencies=(2,),
     )
     report = run_bench(Settings(weights=checkpoint_path, threads=2), options, report=lambda line: None)
     assert re.search(r"\| onnxruntime \| fp32 \| 1 \| [\d.]+ \|", report)
@@ -69,5 +78,21 @@ def test_a_short_run_reports_every_table(checkpoint_path: Path) -> None:
         requests, failed, images_per_s = int(cells[2]), int(cells[3]), float(cells[4])
         assert requests > 0 and failed == 0 and images_per_s > 0, row
         assert 0 < float(cells[9]) < 400, row  # client CPU %: the Python generator's own, measured
+    # The same 3-image v2 requests over HTTP and gRPC, and their ratio.
+    v2_rows = [line for line in report.splitlines() if line.startswith("| v2 over")]
+    assert [row.split("|")[1].strip() for row in v2_rows] == ["v2 over HTTP, 3 images", "v2 over gRPC, 3 images"]
+    for row in v2_rows:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        assert (cells[1], int(cells[3])) == ("2", 0) and int(cells[2]) > 0 and float(cells[4]) > 0, row
+    assert re.search(r"gRPC ÷ HTTP, img/s of the same v2 requests: [\d.]+ at 2 client\(s\)\.", report)
     assert "Load generator: python" in report
     assert "Raw best for the served backend" in report
+
+
+def test_v2_requests_are_tritonclients_binary_form_in_batches() -> None:
+    cycle = v2_infer_requests("m", batches_of([b"a", b"bb", b"ccc"], 2))
+    (spec,) = cycle.specs  # 3 images make one batch of 2
+    assert (spec.method, spec.path, spec.images) == ("POST", "/v2/models/m/infer", 2)
+    parsed = parse_infer_request(spec.content, spec.headers["Inference-Header-Content-Length"], 10, (3, 4, 4))
+    assert parsed.inputs == [("image", [b"a", b"bb"])] and parsed.outputs[0].binary
+    assert batches_of([b"a"], 3) == [[b"a", b"a", b"a"]]  # fewer images than a batch: they repeat

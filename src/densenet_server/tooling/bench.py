@@ -4,7 +4,9 @@
    throughput at each batch size, on real preprocessed photos.
 2. End to end: the real server (a child process on 127.0.0.1, same settings) driven over HTTP with
    realistic JPEGs (500x375 web photos; 12-MP phone photos) by closed-loop clients at several
-   concurrencies, through GET /inference/<file> and uploads (POST /inference with the image as the body).
+   concurrencies, through GET /inference/<file> and uploads (POST /inference with the image as the body);
+   and the same 16-image requests through the Open Inference Protocol v2 over HTTP (binary tensor data,
+   as tritonclient.http sends it) and over gRPC (tritonclient.grpc, grpc_load.py), as the ratio gRPC / HTTP.
 3. A table: img/s, p50/p90/p99 latency, non-2xx count, the server's peak RSS, the load generator's own
    CPU use, and end-to-end / raw.
 
@@ -23,6 +25,7 @@ in any single-machine benchmark: the client's own CPU use is part of the figures
 from __future__ import annotations
 
 import dataclasses
+import json
 import statistics
 import tempfile
 import threading
@@ -44,6 +47,8 @@ from ..layout import Layout, choose_layout
 from ..local_service import loaded_service, model_inputs, probabilities_of
 from ..precision import BF16, FP32, effective_precision
 from . import agreement, bench_images
+from ..routes.v2_tensors import HEADER_LENGTH, IMAGE_INPUT, PROBABILITIES_OUTPUT, join_bytes_elements
+from .grpc_load import run_grpc_load
 from .loadgen import LoadResult, RequestSpec, run_load
 from .local_server import LocalServer
 from .wrk import find_wrk, max_threads, run_wrk, wrk_version
@@ -53,6 +58,8 @@ RAW_BATCH_SIZES = (1, 2, 4, 8, 16)
 RAW_INPUT_IMAGES = 16
 REFERENCE = f"{TORCH.name} {FP32}"
 LOAD_GENERATORS = ("python", "wrk")
+V2_HTTP = "v2 over HTTP"
+V2_GRPC = "v2 over gRPC"
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,10 @@ class BenchOptions:
     include_bf16: bool = False
     # "python" (loadgen, in this process) or "wrk" (a child process; the same closed-loop scenarios).
     load_generator: str = "python"
+    # The v2 scenarios over HTTP and gRPC: images per request, and clients. At most 4 clients of 16 images:
+    # 64 images in flight, the CPU's default queue, so both measure their transport, not load shedding.
+    images_per_request: int = 16
+    v2_concurrencies: Sequence[int] = (1, 4)
 
 
 @dataclass(frozen=True)
@@ -191,6 +202,28 @@ def upload_requests(files: Sequence[Path], path: str = "/inference") -> RequestC
     return RequestCycle([RequestSpec("POST", path, file.read_bytes(), headers) for file in files])
 
 
+def v2_infer_requests(model: str, batches: Sequence[Sequence[bytes]]) -> RequestCycle:
+    """v2 infer requests of each batch of encoded images in turn, in the binary tensor data extension (a
+    JSON header, then the BYTES elements), asking for binary probabilities: what tritonclient.http sends."""
+    specs = []
+    for images in batches:
+        raw = join_bytes_elements(images)
+        header = json.dumps({
+            "inputs": [{"name": IMAGE_INPUT, "shape": [len(images)], "datatype": "BYTES",
+                        "parameters": {"binary_data_size": len(raw)}}],
+            "outputs": [{"name": PROBABILITIES_OUTPUT, "parameters": {"binary_data": True}}],
+        }).encode()
+        headers = {"Content-Type": "application/octet-stream", HEADER_LENGTH: str(len(header))}
+        specs.append(RequestSpec("POST", f"/v2/models/{model}/infer", header + raw, headers, images=len(images)))
+    return RequestCycle(specs)
+
+
+def batches_of(images: Sequence[bytes], size: int) -> list[list[bytes]]:
+    """``images`` in batches of ``size``, cycling through them (at least one batch, whatever their count)."""
+    count = max(1, len(images) // size)
+    return [[images[(number * size + index) % len(images)] for index in range(size)] for number in range(count)]
+
+
 def _load(base_url: str, requests: RequestCycle, concurrency: int, duration_s: float, generator: str) -> LoadResult:
     if generator == "wrk":
         return run_wrk(base_url, requests.specs, concurrency, duration_s)
@@ -202,10 +235,33 @@ def _load(base_url: str, requests: RequestCycle, concurrency: int, duration_s: f
 def drive(base_url: str, pid: int, name: str, requests: RequestCycle, concurrency: int, options: BenchOptions) -> Scenario:
     """Warm up, then load ``base_url`` with ``options.load_generator`` while sampling the peak RSS of
     process ``pid`` and its children."""
-    _load(base_url, requests, concurrency, options.warmup_s, options.load_generator)
+    return _measured(pid, name, concurrency, options, lambda seconds: _load(base_url, requests, concurrency, seconds, options.load_generator))
+
+
+def _measured(pid: int, name: str, concurrency: int, options: BenchOptions, load: Callable[[float], LoadResult]) -> Scenario:
+    """``load`` (for the seconds given) once to warm up, then measured while the peak RSS of process ``pid``
+    and its children is sampled."""
+    load(options.warmup_s)
     with RssSampler(pid) as rss:
-        result = _load(base_url, requests, concurrency, options.duration_s, options.load_generator)
+        result = load(options.duration_s)
     return Scenario(name, concurrency, result, rss.peak_bytes / 2**20)
+
+
+def _drive_v2(server: LocalServer, model: str, images: Sequence[bytes], options: BenchOptions, report: Callable[[str], None]) -> list[Scenario]:
+    """The same requests of ``options.images_per_request`` images through v2 over HTTP and over gRPC."""
+    assert server.grpc_address is not None
+    address = server.grpc_address
+    batches = batches_of(images, options.images_per_request)
+    count = options.images_per_request
+    scenarios = []
+    for concurrency in options.v2_concurrencies:
+        report(f"v2: {count}-image requests over HTTP and gRPC, concurrency {concurrency} ...")
+        scenarios.append(_drive(server, f"{V2_HTTP}, {count} images", v2_infer_requests(model, batches), concurrency, options))
+        scenarios.append(_measured(
+            server.process.pid, f"{V2_GRPC}, {count} images", concurrency, options,
+            lambda seconds, c=concurrency: run_grpc_load(address, model, batches, c, seconds),
+        ))
+    return scenarios
 
 
 def describe_load_generator(generator: str) -> str:
@@ -277,6 +333,7 @@ def run_bench(settings: Settings, options: BenchOptions, report: Callable[[str],
             for concurrency in options.concurrencies:
                 report(f"http: POST 500x375 JPEG, concurrency {concurrency} ...")
                 scenarios.append(_drive(server, "POST /inference 500x375", upload_requests(web), concurrency, options))
+            scenarios += _drive_v2(server, settings.served_name(), web_bytes, options, report)
             report("http: GET 12-MP JPEG, concurrency 1 ...")
             scenarios.append(_drive(server, "GET 4000x3000 (exact)", _get_requests([p.name for p in phone]), 1, options))
         with LocalServer.start([*serve_args, "--jpeg-draft"], env=environment) as server:
@@ -371,11 +428,24 @@ def format_report(
             f"| {result.latency_ms(99):.1f} | {scenario.peak_rss_mib:.0f} | {client_cpu_cell(result)} | {ratio} "
             f"| {over_raw} |"
         )
+    lines += transport_ratios(scenarios)
     if served:
         best = max(served_rows, key=lambda r: r.best[1])
         lines += ["", f"Raw best for the served backend: {best.best[1]:.1f} img/s at batch size {best.best[0]} "
                   f"with {best.passes} pass(es) at once; batch-1 latency {served.latency_bs1_ms:.1f} ms."]
     return "\n".join(lines)
+
+
+def transport_ratios(scenarios: Sequence[Scenario]) -> list[str]:
+    """gRPC's img/s over HTTP's for the same v2 requests at each concurrency where both ran."""
+    http = {s.concurrency: s for s in scenarios if s.name.startswith(V2_HTTP)}
+    grpc = {s.concurrency: s for s in scenarios if s.name.startswith(V2_GRPC)}
+    ratios = [
+        f"{grpc[c].result.images_per_s / http[c].result.images_per_s:.2f} at {c} client(s)"
+        for c in sorted(http.keys() & grpc.keys())
+        if http[c].result.images_per_s > 0
+    ]
+    return ["", f"gRPC ÷ HTTP, img/s of the same v2 requests: {', '.join(ratios)}."] if ratios else []
 
 
 def client_cpu_cell(result: LoadResult) -> str:

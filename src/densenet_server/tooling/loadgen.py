@@ -36,6 +36,7 @@ RequestFactory = Callable[[int], RequestSpec]
 CONNECTION_ERROR = "connection_error"  # no connection: refused or unreachable; the server never saw it
 DISCONNECTED = "disconnected"  # the connection broke before an answer came
 TIMEOUT = "timeout"
+GRPC_OK = "OK"  # a gRPC call's success (grpc_load.py); its failures are counted by status code
 
 
 @dataclass
@@ -65,7 +66,7 @@ class LoadResult:
 
     @property
     def ok(self) -> int:
-        return sum(count for status, count in self.statuses.items() if status.startswith("2"))
+        return sum(count for status, count in self.statuses.items() if status.startswith("2") or status == GRPC_OK)
 
     @property
     def failed(self) -> int:
