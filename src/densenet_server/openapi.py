@@ -117,10 +117,12 @@ _CLASSIFY_ERRORS = {
 }
 # An 8x8 orange PNG: a real image, so that the example request is one the server accepts.
 _EXAMPLE_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAFUlEQVR42mM8UaHBgA0wMeAAg1MCAB4nAXgllso1AAAAAElFTkSuQmCC"
-_HEALTH_V2 = {
-    "200": {"description": "true (empty body)"},
-    "400": {"description": "false: the model is still loading (empty body)"},
-}
+def _health_v2(schema: str, false_means: str) -> dict[str, Any]:
+    """A health answer: the status is the answer (Triton's dialect), the body KServe's."""
+    return {
+        "200": _json(_ref(schema), "true"),
+        "400": _json(_ref(schema), f"false: {false_means}"),
+    }
 
 
 def _v2_model_paths(prefix: str, versioned: bool, served: _Served) -> dict[str, Any]:
@@ -147,8 +149,7 @@ def _v2_model_paths(prefix: str, versioned: bool, served: _Served) -> dict[str, 
                 "operationId": "v2ModelReady" + ("Versioned" if versioned else ""),
                 "parameters": parameters,
                 "responses": {
-                    "200": {"description": "The model is loaded and warm (empty body)"},
-                    "400": {"description": "The model is still loading (empty body)"},
+                    **_health_v2("V2ModelReady", "the model is still loading, or the server is shutting down"),
                     "404": _v2_error("No such model (or version)"),
                 },
             }
@@ -369,6 +370,13 @@ def _schemas(served: _Served) -> dict[str, Any]:
             },
         },
         "V2TensorMetadata": tensor_meta,
+        "V2ServerLive": {"type": "object", "required": ["live"], "properties": {"live": {"type": "boolean"}}},
+        "V2ServerReady": {"type": "object", "required": ["ready"], "properties": {"ready": {"type": "boolean"}}},
+        "V2ModelReady": {
+            "type": "object",
+            "required": ["name", "ready"],
+            "properties": {"name": {"type": "string", "enum": served.names}, "ready": {"type": "boolean"}},
+        },
         "V2RepositoryIndexRequest": {
             "type": "object",
             "properties": {"ready": {"type": "boolean", "description": "true: only the models that are ready"}},
@@ -631,7 +639,7 @@ def openapi_document(settings: Settings, models: Sequence[ModelSummary]) -> dict
                 "tags": ["Open Inference Protocol v2"],
                 "summary": "Server live",
                 "operationId": "v2ServerLive",
-                "responses": {"200": {"description": "true (empty body)"}},
+                "responses": {"200": _json(_ref("V2ServerLive"), "true")},
             }
         },
         "/v2/health/ready": {
@@ -639,7 +647,7 @@ def openapi_document(settings: Settings, models: Sequence[ModelSummary]) -> dict
                 "tags": ["Open Inference Protocol v2"],
                 "summary": "Server ready (every model is loaded and warm)",
                 "operationId": "v2ServerReady",
-                "responses": _HEALTH_V2,
+                "responses": _health_v2("V2ServerReady", "a model is still loading, or the server is shutting down"),
             }
         },
         **_v2_model_paths("/v2/models/{model_name}", versioned=False, served=served),

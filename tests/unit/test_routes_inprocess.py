@@ -215,10 +215,18 @@ def assert_v2_error(response: TestResponse, status: int, message: str) -> None:
     assert message in body["error"], body["error"]
 
 
-def test_v2_health_answers_have_empty_bodies(app_client: FlaskClient) -> None:
-    for path in ("/v2/health/live", "/v2/health/ready", f"/v2/models/{MODEL}/ready", f"/v2/models/{MODEL}/versions/1/ready"):
+def test_v2_health_answers_in_both_dialects(app_client: FlaskClient) -> None:
+    # The status for Triton's clients, KServe's JSON body for KServe's.
+    expected = {
+        "/v2/health/live": {"live": True},
+        "/v2/health/ready": {"ready": True},
+        f"/v2/models/{MODEL}/ready": {"name": MODEL, "ready": True},
+        f"/v2/models/{MODEL}/versions/1/ready": {"name": MODEL, "ready": True},
+    }
+    for path, body in expected.items():
         response = app_client.get(path)
-        assert response.status_code == 200 and response.data == b"", path
+        assert response.status_code == 200 and response.get_json() == body, path
+        assert response.headers["Content-Type"] == "application/json"
 
 
 def image_input(data: list[str], shape: list[int] | None = None) -> dict:
@@ -303,9 +311,10 @@ def test_uploads_before_the_model_is_loaded_are_503(unloaded_client: FlaskClient
 
 def test_v2_before_the_model_is_loaded(unloaded_client: FlaskClient) -> None:
     assert unloaded_client.get("/v2/health/live").status_code == 200
-    for path in ("/v2/health/ready", f"/v2/models/{MODEL}/ready"):
+    assert unloaded_client.get("/v2/health/live").get_json() == {"live": True}
+    for path, body in (("/v2/health/ready", {"ready": False}), (f"/v2/models/{MODEL}/ready", {"name": MODEL, "ready": False})):
         response = unloaded_client.get(path)
-        assert response.status_code == 400 and response.data == b""  # the protocol: 4xx is false
+        assert response.status_code == 400 and response.get_json() == body  # the protocol: 4xx is false
     response = unloaded_client.post(INFER, json={"inputs": [image_input([b64(CAT)])]})
     assert_v2_error(response, 503, "not ready")
     assert response.headers["Retry-After"] == "1"
@@ -425,6 +434,8 @@ def test_ready_waits_for_every_model(second_unloaded: FlaskClient) -> None:
     assert answer_of(second_unloaded, "/inference/cat.jpg")["model"] == MODEL  # the default serves meanwhile
     assert second_unloaded.get("/v2/health/ready").status_code == 400
     assert second_unloaded.get(f"/v2/models/{MODEL}/ready").status_code == 200
+    response = second_unloaded.get(f"/v2/models/{SECOND_NAME}/ready")
+    assert response.status_code == 400 and response.get_json() == {"name": SECOND_NAME, "ready": False}
 
 
 def test_v2_serves_each_model_by_name(two_models: FlaskClient) -> None:

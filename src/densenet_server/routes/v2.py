@@ -1,8 +1,9 @@
 """The Open Inference Protocol v2 (KServe / Triton REST): health, metadata and inference of each served
 model by name under /v2, and the model repository's index.
 
-Errors answer in the protocol's own form, {"error": "<message>"}; health answers carry no body, as the
-protocol says (200 is true, 4xx is false).
+Errors answer in the protocol's own form, {"error": "<message>"}. Health answers speak both dialects:
+the status is the answer (200 true, 400 false), which is all Triton's text and clients read, and the body
+is KServe's ({"live": true}, {"ready": false}, {"name": ..., "ready": ...}), which KServe's clients parse.
 """
 
 from __future__ import annotations
@@ -89,9 +90,11 @@ def _model(model_name: str, model_version: str | None) -> InferenceService:
         raise V2Error(404, str(exc)) from exc
 
 
-def _health(ok: bool) -> Response:
-    # The protocol: the status is the answer (200 true, 4xx false) and the body is empty.
-    return Response(status=200 if ok else 400)
+def _health(body: dict[str, Any], ok: bool) -> Response:
+    # Triton's text says "empty body", but its clients ignore the body; KServe's client raises without it.
+    response = jsonify(body)
+    response.status_code = 200 if ok else 400
+    return response
 
 
 @blueprint.get("")
@@ -104,18 +107,21 @@ def server_metadata() -> Any:
 
 @blueprint.get("/health/live")
 def server_live() -> Response:
-    return _health(True)
+    return _health({"live": True}, True)
 
 
 @blueprint.get("/health/ready")
 def server_ready() -> Response:
-    return _health(models().ready)
+    ready = models().ready
+    return _health({"ready": ready}, ready)
 
 
 @blueprint.get("/models/<model_name>/ready")
 @blueprint.get("/models/<model_name>/versions/<model_version>/ready")
 def model_ready(model_name: str, model_version: str | None = None) -> Response:
-    return _health(_model(model_name, model_version).ready)
+    chosen = _model(model_name, model_version)
+    ready = chosen.ready  # read once: the body and the status must agree
+    return _health({"name": chosen.name, "ready": ready}, ready)
 
 
 @blueprint.post("/repository/index")
