@@ -13,6 +13,7 @@ import torch
 from flask.testing import FlaskClient
 from torch import nn
 
+from support.keyed_server import FRONTS, KEY, wait_every_front_ready, write_keys
 from support.paths import REPO_IMAGES, SHARED_LABELLED
 from support.random_weights import write_checkpoint
 from support.server_process import ServerProcess
@@ -82,6 +83,22 @@ def images_dir(tmp_path_factory: pytest.TempPathFactory, photos: list[Path]) -> 
 def server(checkpoint_path: Path, images_dir: Path) -> Iterator[ServerProcess]:
     """The real `densenet-server serve` on 127.0.0.1 and a free port, ready to answer."""
     with ServerProcess.start(["--weights", str(checkpoint_path), "--images-dir", str(images_dir)]) as process:
+        yield process
+
+
+@pytest.fixture(scope="session")
+def keys_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The keyed server's keys file, holding support.keyed_server.KEY (a test that rotates it restores it)."""
+    return write_keys(tmp_path_factory.mktemp("keys") / "api-keys", KEY)
+
+
+@pytest.fixture(scope="session")
+def keyed_server(checkpoint_path: Path, images_dir: Path, keys_file: Path) -> Iterator[ServerProcess]:
+    """The real server with --api-keys-file and two fronts, every front ready."""
+    args = ["--weights", str(checkpoint_path), "--images-dir", str(images_dir), "--api-keys-file", str(keys_file),
+            "--workers", str(FRONTS)]
+    with ServerProcess.start(args) as process:
+        wait_every_front_ready(process)
         yield process
 
 

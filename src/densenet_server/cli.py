@@ -257,13 +257,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"densenet-server: {exc}", file=sys.stderr)
         return 2
     _configure_logging(settings.log_level)
+    from .api_keys import ApiKeysError
     from .device import DeviceError
     from .models_file import ModelsFileError
+    from .tls import TlsError
     from .weights import WeightsError
 
     try:
         return args.handler(settings, args)
-    except (WeightsError, DeviceError, ModelsFileError) as exc:
+    except (WeightsError, DeviceError, ModelsFileError, ApiKeysError, TlsError) as exc:
         log.error("%s", exc)
         return 2
 

@@ -179,6 +179,24 @@ class Settings:
         "kill timeout (Kubernetes: terminationGracePeriodSeconds, 30 s by default).",
         SERVER,
     )
+    api_keys_file: Path | None = _setting(
+        None,
+        "A file of API keys, one per line (at least 16 characters; '#' starts a comment). With it, inference, "
+        "metadata, /docs, /openapi.json and /metrics need 'Authorization: Bearer <key>' (else 401); /, "
+        "/ready, /v2/health/* and the /ui page stay open. Re-read on SIGHUP. A key itself never goes on the "
+        "command line.",
+        SERVER,
+    )
+    metrics_open: bool = _setting(
+        False, "With --api-keys-file: /metrics answers without a key (for a scraper that sends none).", SERVER
+    )
+    certfile: Path | None = _setting(
+        None,
+        "TLS: the server's certificate (PEM, its chain after it); with --keyfile the server speaks HTTPS "
+        "only. Unset: plain HTTP (terminate TLS at an ingress or load balancer instead).",
+        SERVER,
+    )
+    keyfile: Path | None = _setting(None, "TLS: the private key (PEM) of --certfile.", SERVER)
     # batching
     max_batch_size: int = _setting(
         0,
@@ -389,6 +407,8 @@ def validate(settings: Settings) -> None:
         problems.append("shutdown_grace_s must be at least request_timeout_s, so accepted requests can finish")
     if settings.access_log == "":
         problems.append("access_log must be '-', a file path, or 'off'")
+    if (settings.certfile is None) != (settings.keyfile is None):
+        problems.append("give both certfile and keyfile (TLS), or neither")
     if settings.parallel_passes < 0:
         problems.append("parallel_passes must be 0 (automatic) or more")
     if settings.backend not in BACKENDS:

@@ -28,6 +28,11 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+def is_v2_path(path: str) -> bool:
+    """Whether ``path`` is under /v2, whose errors answer in the Open Inference Protocol's own form."""
+    return path == "/v2" or path.startswith("/v2/")
+
+
 def error_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> Response:
@@ -67,7 +72,7 @@ def register_error_handlers(app: Flask) -> None:
     def _http_error(exc: HTTPException) -> Response:
         code = (exc.name or "error").lower().replace(" ", "_")
         response = error_response(exc.code or 500, code, exc.description or exc.name)
-        if request.path == "/v2" or request.path.startswith("/v2/"):
+        if is_v2_path(request.path):
             # Unknown paths and methods under /v2 answer in the Open Inference Protocol's own form.
             response = jsonify({"error": exc.description or exc.name})
             response.status_code = exc.code or 500

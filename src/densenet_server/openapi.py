@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import __version__
+from .access_policy import open_paths
 from .backends.registry import BACKENDS, NAMES
 from .config import Settings
+from .errors import is_v2_path
 from .model_summary import ModelSummary
 from .precision import PRECISIONS
 
@@ -117,6 +119,9 @@ _CLASSIFY_ERRORS = {
 }
 # An 8x8 orange PNG: a real image, so that the example request is one the server accepts.
 _EXAMPLE_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAgAAAAICAIAAABLbSncAAAAFUlEQVR42mM8UaHBgA0wMeAAg1MCAB4nAXgllso1AAAAAElFTkSuQmCC"
+BEARER_SCHEME = "bearerAuth"
+
+
 def _health_v2(schema: str, false_means: str) -> dict[str, Any]:
     """A health answer: the status is the answer (Triton's dialect), the body KServe's."""
     return {
@@ -331,6 +336,11 @@ def _schemas(served: _Served) -> dict[str, Any]:
                 "usage": {"type": "string"},
                 "ui": {"type": "string", "description": "Path of the web page"},
                 "docs": {"type": "string"},
+                "auth": {
+                    "type": "string",
+                    "enum": ["none", "bearer"],
+                    "description": "bearer: every route but /, /ready, /v2/health/*, model readiness and the web page needs `Authorization: Bearer <key>`",
+                },
                 "layout": {
                     "type": ["object", "null"],
                     "description": "How the server uses the machine: usable CPUs, device, HTTP fronts, inference threads and passes, batch and queue sizes",
@@ -520,8 +530,11 @@ def _index_bound(served: _Served) -> dict[str, int]:
     return {} if served.most_classes is None else {"maximum": served.most_classes - 1}
 
 
-def openapi_document(settings: Settings, models: Sequence[ModelSummary]) -> dict[str, Any]:
-    """The document of a server with these ``settings`` serving ``models`` (the default first)."""
+def openapi_document(
+    settings: Settings, models: Sequence[ModelSummary], keys_required: bool = False, metrics_open: bool = False
+) -> dict[str, Any]:
+    """The document of a server with these ``settings`` serving ``models`` (the default first);
+    ``keys_required``: its protected operations need an API key (``metrics_open``: /metrics does not)."""
     served = _Served.of(models)
     html = {"text/html": {"schema": {"type": "string"}}}
     model_not_found = _error("`model_not_found`: ?model= names no served model")
@@ -705,6 +718,10 @@ def openapi_document(settings: Settings, models: Sequence[ModelSummary]) -> dict
             }
         },
     }
+    components: dict[str, Any] = {"schemas": _schemas(served)}
+    if keys_required:
+        components["securitySchemes"] = {BEARER_SCHEME: _bearer_scheme()}
+        _require_key(paths, metrics_open)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -719,5 +736,32 @@ def openapi_document(settings: Settings, models: Sequence[ModelSummary]) -> dict
             "license": {"name": "MIT", "identifier": "MIT"},
         },
         "paths": paths,
-        "components": {"schemas": _schemas(served)},
+        "components": components,
     }
+
+
+def _bearer_scheme() -> dict[str, Any]:
+    return {
+        "type": "http",
+        "scheme": "bearer",
+        "description": (
+            "An API key of the server's --api-keys-file, sent as `Authorization: Bearer <key>`. Without a "
+            "valid one a protected operation answers 401 `unauthorized` with `WWW-Authenticate: Bearer`."
+        ),
+    }
+
+
+def _require_key(paths: dict[str, Any], metrics_open: bool) -> None:
+    """This server has API keys: every operation but the open ones (access_policy) requires one and may
+    answer 401, in the error form of its path."""
+    challenge = {"WWW-Authenticate": {"schema": {"type": "string"}, "description": 'Bearer realm="densenet-server"'}}
+    unopened = {path: operations for path, operations in paths.items() if path not in open_paths(metrics_open)}
+    for path, operations in unopened.items():
+        refused = _json(
+            _ref("V2Error" if is_v2_path(path) else "Error"),
+            "`unauthorized`: no API key, or one the server does not accept",
+            challenge,
+        )
+        for operation in operations.values():
+            operation["security"] = [{BEARER_SCHEME: []}]
+            operation["responses"]["401"] = refused

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ from gunicorn.errors import HaltServer
 from gunicorn.workers.gthread import ThreadWorker
 
 from . import access_log
+from .api_keys import ApiKeys
 from .config import Settings
 from .engine.launcher import LOAD_FAILED, EngineProcess, start_engine
 from .engine.paths import RunPaths
@@ -27,6 +29,7 @@ from .engine.shared_state import SharedState
 from .layout import Layout, choose_layout
 from .malloc_tuning import tune_malloc
 from .models_file import model_settings
+from .tls import check_tls, read_pem, tls_files
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -60,6 +63,16 @@ class DrainingWorker(ThreadWorker):  # type: ignore[misc]
     """
 
     app: GunicornServer
+
+    def init_signals(self) -> None:
+        super().init_signals()
+        # gunicorn resets SIGHUP in a worker to the default, which ends the process; here it re-reads the
+        # API keys (the master forwards its SIGHUP, see EngineWatchingArbiter.handle_hup).
+        signal.signal(signal.SIGHUP, self.handle_hup)
+        signal.siginterrupt(signal.SIGHUP, False)  # requests in flight go on undisturbed
+
+    def handle_hup(self, sig: int, frame: FrameType | None) -> None:
+        self.app.api_keys.reload()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self.app.service is not None:
@@ -96,7 +109,19 @@ class DrainingWorker(ThreadWorker):  # type: ignore[misc]
 
 
 class EngineWatchingArbiter(Arbiter):  # type: ignore[misc]
-    """gunicorn's master, which also stops the server when the engine process has died."""
+    """gunicorn's master, which also stops the server when the engine process has died, and which rotates
+    the API keys on SIGHUP instead of restarting the fronts."""
+
+    def handle_hup(self) -> None:
+        """gunicorn's own SIGHUP reloads its configuration and replaces every worker, which here would cut
+        their keep-alive connections and re-open the engines' clients for nothing. Instead the master
+        re-reads the keys file (so a front it forks later starts with the new keys) and passes the signal
+        to each front, which re-reads the file itself."""
+        if not self.app.api_keys.required:
+            self.log.info("SIGHUP: no API keys file (--api-keys-file), nothing to reload")
+            return
+        self.app.api_keys.reload()
+        self.kill_workers(signal.SIGHUP)
 
     def manage_workers(self) -> None:
         for name, engine in zip(self.app.model_names, self.app.engines):
@@ -111,8 +136,17 @@ class EngineWatchingArbiter(Arbiter):  # type: ignore[misc]
 
 
 class GunicornServer(BaseApplication):  # type: ignore[misc]
-    def __init__(self, settings: Settings, layout: Layout, paths: RunPaths, models: list[Settings]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        layout: Layout,
+        paths: RunPaths,
+        models: list[Settings],
+        api_keys: ApiKeys | None = None,
+    ) -> None:
         self.settings = settings
+        # Read by the master at start-up; each front inherits them and re-reads the file on SIGHUP.
+        self.api_keys = api_keys if api_keys is not None else ApiKeys(settings.api_keys_file)
         self.layout = layout
         self.paths = paths
         # Each model's settings and its engine's files, the default model first.
@@ -147,6 +181,11 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
             "on_exit": self._stop_engine,
             "child_exit": _forget_front_metrics,
         }
+        files = tls_files(settings)
+        if files is not None:
+            # gunicorn loads them for each connection's handshake (so a renewed certificate is picked up
+            # without a restart); serve() has checked that they load.
+            options["certfile"], options["keyfile"] = (str(path) for path in files)
         for key, value in options.items():
             self.cfg.set(key, value)
 
@@ -188,13 +227,16 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
                 for model, paths in self.models
             ]
         )
-        app = create_app(self.settings, self.service, self.layout)
+        app = create_app(self.settings, self.service, self.layout, self.api_keys)
         self.service.start(on_failure=_exit_worker)
         if self.settings.grpc_port:
             # Imported here, in the front: grpcio must not be loaded in the master before it forks.
             from .grpc_v2.server import start_grpc_server
 
-            self.grpc = start_grpc_server(self.service, self.settings.host, self.settings.grpc_port)
+            # The same keys object as the HTTP side's: this front's SIGHUP reload rotates both.
+            self.grpc = start_grpc_server(
+                self.service, self.settings.host, self.settings.grpc_port, self.api_keys, read_pem(self.settings)
+            )
         return app
 
     def run(self) -> None:
@@ -208,7 +250,17 @@ def _forget_front_metrics(_: Arbiter, worker: Any) -> None:
 
 
 def serve(settings: Settings) -> None:
+    # Before anything starts: an unusable keys file or certificate stops the server here (ApiKeysError,
+    # TlsError: exit status 2), never a front at its first request. Neither message quotes a key.
+    api_keys = ApiKeys(settings.api_keys_file)
+    check_tls(settings)
     settings, layout = choose_layout(settings)
+    if api_keys.required:
+        log.info("access control: %d API key(s) from %s; SIGHUP re-reads it", api_keys.count, settings.api_keys_file)
+    else:
+        log.warning("no --api-keys-file: every route is open to anyone who can reach the port")
+    if settings.certfile is not None:
+        log.info("TLS: HTTPS only, certificate %s", settings.certfile)
     models = model_settings(settings)
     log.info("usable CPUs: %d (%s)", layout.cpus.count, layout.cpus.source)
     log.info(
@@ -230,7 +282,7 @@ def serve(settings: Settings) -> None:
     tune_malloc()
     master = os.getpid()
     try:
-        GunicornServer(settings, layout, paths, models).run()
+        GunicornServer(settings, layout, paths, models, api_keys).run()
     finally:
         # The fronts are forked inside run(), and leave through here too: only the master cleans up.
         if os.getpid() == master:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.access_lines import access_line
 from support.server_process import ServerProcess
 
 from densenet_server import access_log
@@ -21,14 +22,6 @@ FIELDS = {
     "time", "request_id", "method", "route", "path", "status", "latency_ms", "body_bytes", "image_bytes",
     "images", "batch_size", "remote_addr",
 }
-
-
-def access_line(log: str, request_id: str) -> dict:
-    """The one access-log line of ``request_id`` in a server's output."""
-    lines = [json.loads(line) for line in log.splitlines() if line.startswith("{") and request_id in line]
-    matching = [line for line in lines if line["request_id"] == request_id]
-    assert len(matching) == 1, matching
-    return matching[0]
 
 
 def test_an_incoming_request_id_is_kept_returned_and_logged(server: ServerProcess) -> None:

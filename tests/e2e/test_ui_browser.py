@@ -14,6 +14,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
+from support.keyed_server import KEY
 from support.paths import CAT_JPEG, REPO, STATIC
 from support.server_process import ServerProcess
 
@@ -198,3 +199,59 @@ def test_the_page_assets_load_nothing_from_the_internet() -> None:
     for asset in (STATIC / "ui").iterdir():
         text = asset.read_text()
         assert "http://" not in text and "https://" not in text, asset
+
+
+@pytest.fixture
+def keyed_page(browser: object, keyed_server: ServerProcess) -> Iterator[object]:
+    with page_of(browser, keyed_server) as opened:
+        yield opened
+
+
+def uploads_of(page: object) -> list[dict[str, str]]:
+    """The headers of every upload the page sends, as they go out (filled in as it runs)."""
+    sent: list[dict[str, str]] = []
+    page.on("request", lambda request: sent.append(request.headers) if request.method == "POST" else None)  # type: ignore[attr-defined]
+    return sent
+
+
+def test_the_page_asks_for_a_key_keeps_it_for_the_tab_and_sends_it(keyed_page: object, keyed_server: ServerProcess) -> None:
+    page, server = keyed_page, keyed_server
+    uploads = uploads_of(page)
+    page.goto(server.url("/ui"))  # type: ignore[attr-defined]
+    key_form = page.locator("#key-form")  # type: ignore[attr-defined]
+    key_form.wait_for(timeout=60_000)  # GET / said "auth": "bearer"
+    assert "needs an API key" in page.locator("#key-hint").inner_text()  # type: ignore[attr-defined]
+    assert page.locator("#docs-link").is_hidden()  # type: ignore[attr-defined]
+    # A wrong key: the upload is refused, the page forgets the key and asks again.
+    page.fill("#api-key", "not-the-servers-key-123")  # type: ignore[attr-defined]
+    page.click("#key-form button")  # type: ignore[attr-defined]
+    assert key_form.is_hidden()
+    page.set_input_files("#file-input", str(PHOTO))  # type: ignore[attr-defined]
+    page.locator("#key-hint", has_text="the API key was not accepted").wait_for(timeout=60_000)  # type: ignore[attr-defined]
+    assert key_form.is_visible() and "Enter an API key" in page.locator("#status.error").inner_text()  # type: ignore[attr-defined]
+    assert page.evaluate("sessionStorage.getItem('densenet-api-key')") is None  # type: ignore[attr-defined]
+    # The right key: the waiting image is classified at once, with the key.
+    page.fill("#api-key", KEY)  # type: ignore[attr-defined]
+    page.click("#key-form button")  # type: ignore[attr-defined]
+    page.locator("#labels li").nth(4).wait_for(timeout=60_000)  # type: ignore[attr-defined]
+    assert [headers.get("authorization") for headers in uploads] == ["Bearer not-the-servers-key-123", f"Bearer {KEY}"]
+    assert page.evaluate("sessionStorage.getItem('densenet-api-key')") == KEY  # type: ignore[attr-defined]
+    # Kept for this tab: after a reload it is not asked for again, and still sent.
+    page.reload()  # type: ignore[attr-defined]
+    page.locator("#model-hint", has_text="densenet121").wait_for(timeout=60_000)  # type: ignore[attr-defined]
+    assert key_form.is_hidden()
+    page.set_input_files("#file-input", str(PHOTO))  # type: ignore[attr-defined]
+    page.locator("#labels li").nth(4).wait_for(timeout=60_000)  # type: ignore[attr-defined]
+    assert uploads[-1].get("authorization") == f"Bearer {KEY}"
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "ui-api-key.png"), full_page=True)  # type: ignore[attr-defined]
+
+
+def test_a_server_without_keys_is_asked_for_none(page: object, server: ServerProcess) -> None:
+    uploads = uploads_of(page)
+    page.goto(server.url("/ui"))  # type: ignore[attr-defined]
+    page.locator("#model-hint", has_text="densenet121").wait_for(timeout=60_000)  # type: ignore[attr-defined]
+    assert page.locator("#key-form").is_hidden() and page.locator("#docs-link").is_visible()  # type: ignore[attr-defined]
+    page.set_input_files("#file-input", str(PHOTO))  # type: ignore[attr-defined]
+    page.locator("#labels li").nth(4).wait_for(timeout=60_000)  # type: ignore[attr-defined]
+    assert "authorization" not in uploads[0]

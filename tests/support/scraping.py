@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from prometheus_client.parser import text_string_to_metric_families
 
 from support.server_process import ServerProcess
@@ -9,8 +11,9 @@ from support.server_process import ServerProcess
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
-def scrape(server: ServerProcess) -> Samples:
-    response = server.get("/metrics")
+def scrape(server: ServerProcess, headers: Mapping[str, str] | None = None) -> Samples:
+    """Every sample of GET /metrics (``headers``: an Authorization header, where the server has keys)."""
+    response = server.get("/metrics", headers=headers)
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/plain")
     samples: Samples = {}

@@ -39,6 +39,10 @@ DEFAULTS = {
     "log_level": "info",
     "access_log": "-",
     "shutdown_grace_s": 25,
+    "api_keys_file": None,
+    "metrics_open": False,
+    "certfile": None,
+    "keyfile": None,
     "max_batch_size": 0,
     "max_batch_wait_ms": 5.0,
     "max_queue_images": 0,
@@ -74,6 +78,31 @@ def test_the_model_settings_come_from_the_environment() -> None:
     )
 
 
+def test_access_and_tls_settings_from_flags_and_environment() -> None:
+    parser = argparse.ArgumentParser()
+    config.add_arguments(parser, [config.SERVER])
+    flags = vars(parser.parse_args(["--api-keys-file", "/run/keys", "--metrics-open", "--certfile", "c.pem", "--keyfile", "k.pem"]))
+    settings = load_settings(flags, environ={})
+    assert (settings.api_keys_file, settings.metrics_open) == (Path("/run/keys"), True)
+    assert (settings.certfile, settings.keyfile) == (Path("c.pem"), Path("k.pem"))
+    settings = load_settings({}, environ={
+        "DENSENET_API_KEYS_FILE": "/secrets/keys", "DENSENET_METRICS_OPEN": "true",
+        "DENSENET_CERTFILE": "/tls/tls.crt", "DENSENET_KEYFILE": "/tls/tls.key",
+    })
+    assert (settings.api_keys_file, settings.metrics_open) == (Path("/secrets/keys"), True)
+    assert (settings.certfile, settings.keyfile) == (Path("/tls/tls.crt"), Path("/tls/tls.key"))
+    # An empty variable (a manifest's placeholder) is unset, not the current directory.
+    assert load_settings({}, environ={"DENSENET_API_KEYS_FILE": ""}).api_keys_file is None
+
+
+def test_no_flag_takes_a_key_itself() -> None:
+    # Keys come from a file only: a key on the command line would be in `ps` and the shell's history.
+    parser = argparse.ArgumentParser()
+    config.add_arguments(parser, [config.MODEL, config.SERVER, config.BATCHING, config.LIMITS])
+    flags = [option for action in parser._actions for option in action.option_strings]
+    assert [flag for flag in flags if "key" in flag] == ["--api-keys-file", "--keyfile"]
+
+
 def test_the_served_name_is_the_model_name_else_the_model() -> None:
     assert Settings().served_name() == "densenet121"
     assert Settings(model="resnet50").served_name() == "resnet50"
@@ -91,6 +120,7 @@ def test_flags_override_environment() -> None:
 
 
 GRACE_RULE = "shutdown_grace_s must be at least request_timeout_s, so accepted requests can finish"
+TLS_PAIR_RULE = "give both certfile and keyfile (TLS), or neither"
 
 
 def test_grpc_port_from_flag_and_environment_and_0_turns_it_off() -> None:
@@ -130,6 +160,9 @@ def invalid(*rules: str) -> str:
         # shorter than the request deadline: accepted requests could be cut
         ({"DENSENET_SHUTDOWN_GRACE_S": "10"}, invalid(GRACE_RULE)),
         ({"DENSENET_ACCESS_LOG": ""}, invalid("access_log must be '-', a file path, or 'off'")),
+        ({"DENSENET_CERTFILE": "cert.pem"}, invalid(TLS_PAIR_RULE)),
+        ({"DENSENET_KEYFILE": "key.pem"}, invalid(TLS_PAIR_RULE)),
+        ({"DENSENET_METRICS_OPEN": "sometimes"}, "DENSENET_METRICS_OPEN: expected a boolean, got 'sometimes'"),
         ({"DENSENET_PARALLEL_PASSES": "-1"}, invalid("parallel_passes must be 0 (automatic) or more")),
         ({"DENSENET_BACKEND": "tensorrt"}, invalid("backend must be one of auto, onnxruntime, torch")),
         ({"DENSENET_PRECISION": "int8"}, invalid("precision must be one of auto, fp32, tf32, fp16, bf16")),

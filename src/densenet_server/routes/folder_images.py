@@ -11,6 +11,7 @@ from .. import __version__, request_scope
 from ..errors import ApiError
 from ..images_folder import ImageNotFound, UnsafePath, resolve_image_path
 from ..model_summary import summarize
+from .access_control import auth_scheme
 from .common import asked_models, layout, model_top_k, models, server_settings, service
 
 blueprint = Blueprint("folder_images", __name__)
@@ -30,6 +31,8 @@ def liveness() -> Any:
             "usage": "GET /inference/<filename> classifies a file of the images folder",
             "ui": "/ui",
             "docs": "/docs",
+            # Whether the other routes need 'Authorization: Bearer <key>': the web page asks for one.
+            "auth": auth_scheme(),
             "layout": layout(),
             "models": [summarize(each).to_dict() for each in models()],
         }

@@ -8,6 +8,7 @@ from flask import Blueprint, current_app, jsonify
 
 from ..model_summary import summarize
 from ..openapi import openapi_document
+from . import access_control
 from .common import models, server_settings
 
 blueprint = Blueprint("pages", __name__)
@@ -15,7 +16,9 @@ blueprint = Blueprint("pages", __name__)
 
 @blueprint.get("/openapi.json")
 def openapi() -> Any:
-    return jsonify(openapi_document(server_settings(), [summarize(each) for each in models()]))
+    access = access_control.current()
+    summaries = [summarize(each) for each in models()]
+    return jsonify(openapi_document(server_settings(), summaries, access.keys.required, access.metrics_open))
 
 
 @blueprint.get("/docs")

@@ -1,5 +1,7 @@
 // The web page: choose or drop an image, preview it, POST it to /inference, show the top-5 as bars. When
-// the server serves several models (GET /'s `models`), a list chooses the one that answers.
+// the server serves several models (GET /'s `models`), a list chooses the one that answers. When it needs
+// an API key (GET /'s `auth` is "bearer", or an upload is answered 401), the page asks for one, keeps it
+// in sessionStorage (this tab only, gone when it closes) and sends it with every call.
 (function () {
   "use strict";
   const input = document.getElementById("file-input");
@@ -13,9 +15,25 @@
   const modelChoice = document.getElementById("model-choice");
   const modelSelect = document.getElementById("model-select");
   const modelHint = document.getElementById("model-hint");
+  const docsLink = document.getElementById("docs-link");
+  const keyForm = document.getElementById("key-form");
+  const keyInput = document.getElementById("api-key");
+  const keyHint = document.getElementById("key-hint");
+  const KEY_STORAGE = "densenet-api-key";
   let previewUrl = null;
   let served = [];
   let currentFile = null;  // classified again when another model is chosen
+
+  function authorization() {
+    const key = sessionStorage.getItem(KEY_STORAGE);
+    return key ? { Authorization: "Bearer " + key } : {};
+  }
+
+  function askForKey(hint) {
+    keyHint.textContent = hint;
+    keyForm.hidden = false;
+    keyInput.focus();
+  }
 
   function describe(model) {
     const facts = [model.architecture];
@@ -31,8 +49,13 @@
 
   async function loadModels() {
     try {
-      const response = await fetch("/");
-      served = (await response.json()).models || [];
+      const response = await fetch("/");  // open: it says whether the other routes need a key
+      const about = await response.json();
+      served = about.models || [];
+      if (about.auth === "bearer") {
+        docsLink.hidden = true;  // a browser cannot send the key when it opens a link
+        if (!sessionStorage.getItem(KEY_STORAGE)) askForKey("This server needs an API key.");
+      }
     } catch (error) {
       served = [];  // the page still works: uploads go to the default model
     }
@@ -104,8 +127,16 @@
     const form = new FormData();
     form.append("file", file, file.name);
     try {
-      const response = await fetch(inferenceUrl(), { method: "POST", body: form });
+      const response = await fetch(inferenceUrl(), { method: "POST", body: form, headers: authorization() });
       const answer = await response.json();
+      if (response.status === 401) {
+        // No key, or one the server no longer accepts (rotated): ask again; the image is sent once one is given.
+        sessionStorage.removeItem(KEY_STORAGE);
+        askForKey((answer.error && answer.error.message) || "This server needs an API key.");
+        status.className = "error";
+        status.textContent = "Enter an API key to classify " + file.name + ".";
+        return;
+      }
       if (!response.ok) {
         status.className = "error";
         status.textContent = (answer.error && answer.error.message) || ("HTTP " + response.status);
@@ -119,6 +150,15 @@
     }
   }
 
+  keyForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const key = keyInput.value.trim();
+    if (!key) return;
+    sessionStorage.setItem(KEY_STORAGE, key);
+    keyInput.value = "";
+    keyForm.hidden = true;
+    if (currentFile) classify(currentFile);
+  });
   modelSelect.addEventListener("change", () => {
     showModelHint();
     if (currentFile) classify(currentFile);
