@@ -16,6 +16,7 @@ import pytest
 import yaml
 from support import dockerfile as df
 
+from densenet_server.access_policy import needs_key
 from densenet_server.config import load_settings
 from densenet_server.model_record import DEFAULT_MODEL
 from densenet_server.models_file import model_settings
@@ -31,6 +32,15 @@ CONTAINER_PORT = 5000
 GRPC_PORT = 8081  # the image's DENSENET_GRPC_PORT and the server's default
 NON_ROOT_UID = 10001  # the Dockerfile's USER
 GPU = "nvidia.com/gpu"  # the NVIDIA device plugin's extended resource
+API_KEYS_SECRET = "densenet-server-api-keys"  # made by `kubectl create secret` (README, "Access control")
+# Every pod template: (folder, kind of the object that holds it).
+POD_TEMPLATES = [
+    (KUBERNETES_DIR, "Deployment"),
+    (GPU_KUBERNETES_DIR, "Deployment"),
+    (SEVERAL_MODELS_DIR, "Deployment"),
+    (KSERVE_DIR, "ServingRuntime"),
+    (GPU_KSERVE_DIR, "ServingRuntime"),
+]
 
 
 def _documents(folder: Path) -> list[dict[str, Any]]:
@@ -243,6 +253,40 @@ def test_the_manifests_grpc_port_is_the_servers_default() -> None:
 def test_deployments_name_the_model_the_image_is_built_for(folder: Path) -> None:
     (container,) = _by_kind(_documents(folder))["Deployment"]["spec"]["template"]["spec"]["containers"]
     assert _env(container)["DENSENET_MODEL"]["value"] == df.global_args(df.instructions())["DENSENET_MODEL"]
+
+
+def _pod_spec(folder: Path, kind: str) -> dict[str, Any]:
+    spec: dict[str, Any] = _by_kind(_documents(folder))[kind]["spec"]
+    return spec["template"]["spec"] if kind == "Deployment" else spec
+
+
+@pytest.mark.parametrize(("folder", "kind"), POD_TEMPLATES, ids=lambda value: getattr(value, "name", value))
+def test_the_api_keys_are_a_secret_mounted_as_a_file(folder: Path, kind: str) -> None:
+    pod = _pod_spec(folder, kind)
+    (container,) = pod["containers"]
+    keys_file = Path(_env(container)["DENSENET_API_KEYS_FILE"]["value"])
+    assert load_settings({}, environ={"DENSENET_API_KEYS_FILE": str(keys_file)}).api_keys_file == keys_file
+    mount = next(m for m in container["volumeMounts"] if m["mountPath"] == str(keys_file.parent))
+    # Read-only, and the folder rather than the file: a subPath mount never sees an update of the Secret.
+    assert mount["readOnly"] is True and "subPath" not in mount
+    secret = next(v for v in pod["volumes"] if v["name"] == mount["name"])["secret"]
+    assert secret["secretName"] == API_KEYS_SECRET
+    assert secret["items"] == [{"key": "api-keys", "path": keys_file.name}]
+    # Readable by the group the server runs as (0), by no other user.
+    assert secret["defaultMode"] == 0o440
+    groups = {pod.get("securityContext", {}).get("runAsGroup"), container["securityContext"].get("runAsGroup")} - {None}
+    assert groups == {0}
+    # No key in the manifests: no Secret object with data, no variable but the file's path.
+    assert all(doc["kind"] != "Secret" for doc in _documents(folder))
+    assert [name for name in _env(container) if "KEY" in name] == ["DENSENET_API_KEYS_FILE"]
+
+
+@pytest.mark.parametrize("folder", [KUBERNETES_DIR, GPU_KUBERNETES_DIR, SEVERAL_MODELS_DIR], ids=["cpu", "gpu", "several-models"])
+def test_probes_use_routes_that_need_no_key(folder: Path) -> None:
+    (container,) = _pod_spec(folder, "Deployment")["containers"]
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        path = container[probe]["httpGet"]["path"]
+        assert not needs_key(path, metrics_open=False), (probe, path)
 
 
 def test_several_models_manifests_validate_strictly() -> None:
