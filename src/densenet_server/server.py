@@ -176,6 +176,9 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
             "accesslog": None,
             # Room for long (refused with a JSON 400 by the app) file names; gunicorn's default is 4094.
             "limit_request_line": 8190,
+            # gunicorn 27's control socket (one fixed path per user, shared by every server of that user)
+            # would let any local process of the user reload or stop this one; the signals do what it does.
+            "control_socket_disable": True,
             "on_starting": self._start_engine,
             "post_fork": self._forget_engine_control,
             "on_exit": self._stop_engine,

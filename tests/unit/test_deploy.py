@@ -331,8 +331,10 @@ def test_several_models_deployment_serves_the_config_maps_models_file(tmp_path: 
     assert all(any(model.onnx_model.is_relative_to(folder) for folder in mounted) for model in models)
 
 
-def test_without_emptying_the_images_model_a_models_file_is_refused() -> None:
-    """Why the Deployment empties DENSENET_ONNX_MODEL: the image sets it, and a models file refuses it."""
+def test_the_images_one_model_settings_give_way_to_a_models_file() -> None:
+    """The image sets DENSENET_MODEL and DENSENET_ONNX_MODEL for its one model; beside a models file they are
+    not the server's settings (each table gives its own)."""
     image = df.image_env(df.instructions(), "runtime")
-    with pytest.raises(ValueError, match="with models_file, give onnx_model in the models file, per model"):
-        load_settings({}, environ={**image, "DENSENET_MODELS_FILE": "/etc/densenet-server/models.toml"})
+    assert image["DENSENET_ONNX_MODEL"]
+    settings = load_settings({}, environ={**image, "DENSENET_MODELS_FILE": "/etc/densenet-server/models.toml"})
+    assert (settings.onnx_model, settings.model) == (None, "densenet121")
