@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from support.gated_server import Gate, metric, start_gated_server, wait_until
+from support.gated_server import Gate, gated_args, metric, start_gated_server, wait_until
 from support.server_process import ServerProcess
 
 from densenet_server.config import load_settings
@@ -25,11 +25,6 @@ QUEUE_IMAGES = 2
 
 def post_cat(server: ServerProcess) -> requests.Response:
     return server.post("/inference", data=CAT, headers={"Content-Type": "image/jpeg"})
-
-
-def gated_args(checkpoint_path: Path, images_dir: Path, *extra: str) -> list[str]:
-    return ["--weights", str(checkpoint_path), "--images-dir", str(images_dir), "--threads", "1",
-            "--max-batch-size", "1", "--max-batch-wait-ms", "0", "--http-threads", "8", *extra]
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import tritonclient.grpc as triton
 import tritonclient.http as triton_http
-from support.gated_server import Gate, metric, start_gated_server
+from support.gated_server import Gate, gated_args, metric, start_gated_server
 from support.hostile_corpus import Case, build_corpus
 from support.paths import REPO_IMAGES
 from support.server_process import ServerProcess
@@ -166,23 +166,26 @@ def expected_code(case: Case) -> str:
 QUEUE_IMAGES = 2
 
 
-def gated_args(checkpoint_path: Path, images_dir: Path, *extra: str) -> list[str]:
-    return ["--weights", str(checkpoint_path), "--images-dir", str(images_dir), "--threads", "1",
-            "--max-batch-size", "1", "--max-batch-wait-ms", "0", "--http-threads", "8", *extra]
-
-
 @pytest.fixture(scope="module")
-def gate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gate]:
+def gated_and_gate(checkpoint_path: Path, images_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, Gate]]:
+    """A gated server whose queue holds QUEUE_IMAGES images, and its gate (left open however the tests end)."""
     gate = Gate(tmp_path_factory.mktemp("gate"))
-    yield gate
-    gate.open()
+    args = gated_args(checkpoint_path, images_dir, "--max-queue-images", str(QUEUE_IMAGES), "--max-images-per-request", "2")
+    try:
+        with start_gated_server(args, gate) as server:
+            yield server, gate
+    finally:
+        gate.open()
 
 
 @pytest.fixture(scope="module")
-def gated(checkpoint_path: Path, images_dir: Path, gate: Gate) -> Iterator[ServerProcess]:
-    args = gated_args(checkpoint_path, images_dir, "--max-queue-images", str(QUEUE_IMAGES), "--max-images-per-request", "2")
-    with start_gated_server(args, gate) as server:
-        yield server
+def gated(gated_and_gate: tuple[ServerProcess, Gate]) -> ServerProcess:
+    return gated_and_gate[0]
+
+
+@pytest.fixture(scope="module")
+def gate(gated_and_gate: tuple[ServerProcess, Gate]) -> Gate:
+    return gated_and_gate[1]
 
 
 def cat_request() -> pb.ModelInferRequest:

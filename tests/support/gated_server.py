@@ -21,7 +21,7 @@ from support import gated_launcher
 from support.server_process import ServerProcess
 from support.waiting import wait_until
 
-__all__ = ["Gate", "metric", "refuses_connections", "start_gated_server", "wait_until"]
+__all__ = ["Gate", "gated_args", "metric", "refuses_connections", "start_gated_server", "wait_until"]
 
 LAUNCHER = Path(gated_launcher.__file__)
 
@@ -53,6 +53,12 @@ class Gate:
 
     def env(self) -> dict[str, str]:
         return {gated_launcher.GATE_ENV: str(self.path)}
+
+
+def gated_args(checkpoint_path: Path, images_dir: Path, *extra: str) -> list[str]:
+    """A server whose queue a test can fill one request at a time: one single-image pass at once, at once."""
+    return ["--weights", str(checkpoint_path), "--images-dir", str(images_dir), "--threads", "1",
+            "--max-batch-size", "1", "--max-batch-wait-ms", "0", "--http-threads", "8", *extra]
 
 
 def start_gated_server(args: Sequence[str], gate: Gate) -> ServerProcess:

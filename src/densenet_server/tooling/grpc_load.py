@@ -18,7 +18,7 @@ from tritonclient.grpc import InferInput
 from tritonclient.utils import InferenceServerException
 
 from ..routes.v2_tensors import IMAGE_INPUT
-from .loadgen import GRPC_OK, TIMEOUT, LoadResult
+from .loadgen import GRPC_OK, TIMEOUT, LoadResult, run_closed_loop
 
 
 def image_input(images: Sequence[bytes]) -> InferInput:
@@ -59,15 +59,10 @@ async def run_grpc_load_async(
     requests = [(image_input(images), len(images)) for images in batches]
     async with triton_aio.InferenceServerClient(address) as client:
         counter = [0]
-        started = time.monotonic()
-        cpu_started = time.process_time()  # this process's CPU, every thread: the generator's own cost
-        deadline = started + duration_s
-        await asyncio.gather(
-            *(_client_loop(client, model, requests, counter, deadline, timeout_s, result) for _ in range(concurrency))
+        return await run_closed_loop(
+            concurrency, duration_s, result,
+            lambda deadline: _client_loop(client, model, requests, counter, deadline, timeout_s, result),
         )
-        result.seconds = time.monotonic() - started
-        result.client_cpu_s = time.process_time() - cpu_started
-    return result
 
 
 def run_grpc_load(

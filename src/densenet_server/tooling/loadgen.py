@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -135,16 +135,24 @@ async def run_load_async(
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=timeout_s) as client:
         counter = [0]
-        started = time.monotonic()
-        # This whole process's CPU time, every thread: the generator is one event loop, so near 100% means
-        # it, not the server, set the pace (anything else running in the process is counted too).
-        cpu_started = time.process_time()
-        deadline = started + duration_s
-        await asyncio.gather(
-            *(_client_loop(client, make_request, counter, deadline, max_requests, result) for _ in range(concurrency))
+        return await run_closed_loop(
+            concurrency, duration_s, result,
+            lambda deadline: _client_loop(client, make_request, counter, deadline, max_requests, result),
         )
-        result.seconds = time.monotonic() - started
-        result.client_cpu_s = time.process_time() - cpu_started
+
+
+async def run_closed_loop(
+    concurrency: int, duration_s: float, result: LoadResult, client_loop: Callable[[float], Awaitable[None]]
+) -> LoadResult:
+    """Run ``concurrency`` clients, each ``client_loop(deadline)`` (a time.monotonic() ``duration_s`` from
+    now), at once; count their wall time and this process's CPU time into ``result``."""
+    started = time.monotonic()
+    # This whole process's CPU time, every thread: the generator is one event loop, so near 100% means
+    # it, not the server, set the pace (anything else running in the process is counted too).
+    cpu_started = time.process_time()
+    await asyncio.gather(*(client_loop(started + duration_s) for _ in range(concurrency)))
+    result.seconds = time.monotonic() - started
+    result.client_cpu_s = time.process_time() - cpu_started
     return result
 
 
