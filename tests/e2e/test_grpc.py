@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import signal
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -264,3 +265,20 @@ def new_call_code(address: str) -> grpc.StatusCode:
         except grpc.RpcError as exc:
             return exc.code()
     return grpc.StatusCode.OK
+
+
+def test_a_grpc_port_that_cannot_be_bound_stops_the_server(checkpoint_path: Path, images_dir: Path) -> None:
+    """Another process holds the port (without SO_REUSEPORT, so the fronts cannot share it): the front
+    fails to boot and the server stops, rather than serving HTTP without the gRPC it was asked for."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = ServerProcess.start(
+            ["--weights", str(checkpoint_path), "--images-dir", str(images_dir), "--grpc-port", str(port)], wait_ready=False
+        )
+        try:
+            assert server.process.wait(60) != 0
+            assert f"127.0.0.1:{port}" in server.log()
+        finally:
+            server.stop()
