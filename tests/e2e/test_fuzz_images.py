@@ -17,7 +17,8 @@ from support.hostile_corpus import INVALID, MAX_IMAGE_PIXELS, OK, TOO_LARGE, UNS
 from support.server_process import ServerProcess
 
 from densenet_server.decoding import ImageError, decode_image
-from densenet_server.preprocess import INPUT_SHAPE, preprocess
+from densenet_server.model_record import DENSENET121
+from densenet_server.preprocess import preprocess
 
 # The corpus' valid images, small enough to mutate quickly: every accepted format and odd mode.
 SEEDS = [case.data for case in build_corpus() if case.status == 200 and len(case.data) < 20_000]
@@ -57,10 +58,10 @@ def test_decoder_returns_an_image_or_an_image_error(data: bytes) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # libtiff and Pillow warn about what they repair; not our concern
         try:
-            pixels = preprocess(decode_image(data, MAX_IMAGE_PIXELS))
+            pixels = preprocess(decode_image(data, MAX_IMAGE_PIXELS), DENSENET121.preprocessing)
         except ImageError:
             return
-    assert pixels.shape == INPUT_SHAPE
+    assert pixels.shape == DENSENET121.preprocessing.input_shape
 
 
 # Every (status, code) a mutated image may get, as one table: the corpus' answers for a non-empty body...

@@ -14,7 +14,9 @@ from support.image_kinds import SEED, Kind, build_kinds, reference_rgb, torchvis
 from support.server_process import ServerProcess
 from torch import nn
 
-from densenet_server.postprocess import NUM_CLASSES
+from densenet_server.model_record import DENSENET121
+
+NUM_CLASSES = DENSENET121.num_classes
 
 PARITY_TOLERANCE = 1e-4
 # A representative subset (the in-process tests take every kind): each format's EXIF carrier, CMYK and
