@@ -129,7 +129,7 @@ USER 10001
 EXPOSE 5000 8081
 # Needs nothing but the Python already in the image; /ready answers 200 once the model has loaded.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/ready' % os.environ.get('DENSENET_PORT', '5000'), timeout=4)"]
+    CMD ["python", "-m", "densenet_server.healthcheck"]
 # Exec form: gunicorn's arbiter is PID 1 and receives SIGTERM itself (graceful stop).
 ENTRYPOINT ["densenet-server", "serve"]
 
