@@ -247,7 +247,7 @@ class Batcher:
             taken = 0
             while self._queue:
                 head = self._queue[0]
-                # A request larger than the batch limit still runs, alone, rather than never.
+                # A request larger than the batch limit still runs, alone (in passes of the limit: _forward).
                 if batch and taken + len(head.images) > self._max_batch_size:
                     break
                 self._queue.popleft()
@@ -277,10 +277,24 @@ class Batcher:
                 with self._condition:
                     self._running_batches -= 1
 
+    def _forward(self, predict: Predict, images: np.ndarray) -> np.ndarray:
+        """Logits of ``images``, in forward passes of at most max_batch_size images: a request larger than
+        the limit runs in several, so that no pass, and no memory a backend keeps for the largest pass it
+        has seen (ONNX Runtime's arena: about 60 MB per DenseNet-121 image), exceeds what the limit allows."""
+        outputs = []
+        for start in range(0, len(images), self._max_batch_size):
+            chunk = images[start : start + self._max_batch_size]
+            started = time.monotonic()
+            outputs.append(predict(chunk))
+            elapsed = time.monotonic() - started
+            self._last_batch_s = elapsed
+            if self._on_batch:
+                self._on_batch(len(chunk), elapsed)
+        return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+
     def _run_batch(self, batch: list[Pending], predict: Predict) -> None:
-        started = time.monotonic()
         try:
-            logits = predict(np.concatenate([p.images for p in batch]))
+            logits = self._forward(predict, np.concatenate([p.images for p in batch]))
         except Exception:
             if len(batch) == 1:
                 self._fail(batch[0])
@@ -289,21 +303,17 @@ class Batcher:
             for pending in batch:
                 self._run_alone(pending, predict)
             return
-        elapsed = time.monotonic() - started
-        self._last_batch_s = elapsed
-        if self._on_batch:
-            self._on_batch(len(logits), elapsed)
         offset = 0
         for pending in batch:
             count = len(pending.images)
-            pending.batch_size = len(logits)
+            pending.batch_size = min(len(logits), self._max_batch_size)
             pending.future.set_result(logits[offset : offset + count])
             offset += count
 
     def _run_alone(self, pending: Pending, predict: Predict) -> None:
         try:
-            pending.batch_size = len(pending.images)
-            pending.future.set_result(predict(pending.images))
+            pending.batch_size = min(len(pending.images), self._max_batch_size)
+            pending.future.set_result(self._forward(predict, pending.images))
         except Exception:
             self._fail(pending)
 

@@ -81,11 +81,13 @@ def test_multi_image_request_keeps_its_order() -> None:
         np.testing.assert_array_equal(batcher.submit(rows(1, 2, 3), timeout_s=DEADLINE_S)[:, 0], [1, 2, 3])
 
 
-def test_request_larger_than_the_batch_limit_runs_alone() -> None:
+def test_request_larger_than_the_batch_limit_runs_alone_in_passes_of_the_limit() -> None:
     model = RecordingModel()
-    with batcher_of(model, max_batch_size=2) as batcher:
-        assert len(batcher.submit(rows(1, 2, 3, 4, 5), timeout_s=DEADLINE_S)) == 5
-    assert model.batch_sizes == [5]
+    observed: list[int] = []
+    with batcher_of(model, max_batch_size=2, on_batch=lambda size, _: observed.append(size)) as batcher:
+        np.testing.assert_array_equal(batcher.submit(rows(1, 2, 3, 4, 5), timeout_s=DEADLINE_S)[:, 0], [1, 2, 3, 4, 5])
+    assert model.batch_sizes == [2, 2, 1]  # never a pass above the limit: a backend's memory follows its largest
+    assert observed == [2, 2, 1]
 
 
 def test_a_request_with_nothing_else_on_its_way_runs_at_once() -> None:
