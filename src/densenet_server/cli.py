@@ -153,9 +153,10 @@ def _int_list(raw: str) -> list[int]:
 
 
 def _top_k(raw: str) -> int:
+    """A positive integer; more than the model's classes means all of them (postprocess.top_k)."""
     value = int(raw)
-    if not 1 <= value <= 1000:
-        raise argparse.ArgumentTypeError("must be an integer from 1 to 1000")
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be a positive integer")
     return value
 
 
@@ -173,7 +174,8 @@ def _print_config(_: Settings, __: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="densenet-server", description="Classify images with torchvision's DenseNet-121."
+        prog="densenet-server",
+        description="Classify images with a torchvision classifier (DenseNet-121 unless --model says otherwise).",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
