@@ -4,8 +4,10 @@ import math
 
 import numpy as np
 
+from densenet_server.engine.base import ModelInfo
 from densenet_server.model_record import DENSENET121, SIGMOID
-from densenet_server.postprocess import at_or_above, probabilities, sigmoid, softmax, top_k
+from densenet_server.postprocess import at_or_above, build_answer, probabilities, sigmoid, softmax, top_k
+from densenet_server.weights import WeightsInfo
 
 CATEGORIES = [f"class {i}" for i in range(6)]
 
@@ -81,3 +83,57 @@ def test_top_k_ties_on_a_real_sized_row_go_to_the_lower_index() -> None:
 def test_top_k_is_clamped_to_the_number_of_classes() -> None:
     assert len(top_k(np.full(6, 1 / 6), 50, CATEGORIES)) == 6
     assert len(top_k(np.full(6, 1 / 6), 0, CATEGORIES)) == 1
+
+
+def _info(multi_label: bool, warning: str | None) -> ModelInfo:
+    record = DENSENET121.with_changes(
+        name="xray", categories=tuple(CATEGORIES), output=SIGMOID if multi_label else "softmax", threshold=0.3
+    )
+    weights = WeightsInfo("file x.pth sha256:0123", False, "0123" * 16, warning)
+    return ModelInfo(record, weights, "onnxruntime", "fp32", "cpu")
+
+
+def test_build_answer_is_the_seed_fields_then_the_serving_facts() -> None:
+    row = np.array([0.05, 0.4, 0.1, 0.3, 0.1, 0.05])
+    answer = build_answer(_info(False, None), row, 2)
+    assert answer == {
+        "class": "class 1",
+        "index": 1,
+        "probability": 0.4,
+        "top_k": [
+            {"index": 1, "label": "class 1", "probability": 0.4},
+            {"index": 3, "label": "class 3", "probability": 0.3},
+        ],
+        "model": "xray",
+        "weights": "file x.pth sha256:0123",
+        "weights_published": False,
+        "backend": "onnxruntime",
+        "precision": "fp32",
+        "device": "cpu",
+    }
+    assert list(answer) == ["class", "index", "probability", "top_k", "model", "weights", "weights_published", "backend", "precision", "device"]
+
+
+def test_build_answer_of_a_multi_label_model_adds_its_labels_and_threshold_and_the_warning() -> None:
+    row = np.array([0.9, 0.2, 0.3, 0.31, 0.01, 0.6])
+    answer = build_answer(_info(True, "not the published weights"), row, 1)
+    assert answer["top_k"] == [{"index": 0, "label": "class 0", "probability": 0.9}]
+    assert answer["labels"] == [
+        {"index": 0, "label": "class 0", "probability": 0.9},
+        {"index": 5, "label": "class 5", "probability": 0.6},
+        {"index": 3, "label": "class 3", "probability": 0.31},
+        {"index": 2, "label": "class 2", "probability": 0.3},
+    ]
+    assert answer["threshold"] == 0.3
+    assert answer["warning"] == "not the published weights"
+    assert list(answer)[:6] == ["class", "index", "probability", "top_k", "labels", "threshold"]
+    assert list(answer)[-1] == "warning"
+
+
+def test_at_or_above_ties_on_a_real_sized_row_go_to_the_lower_index() -> None:
+    # NumPy's default sort is stable only for short arrays: a row of many tied classes tells them apart.
+    row = np.full(1000, 0.7)
+    row[::3] = 0.9
+    chosen = at_or_above(row, 0.5, [f"c{i}" for i in range(1000)])
+    expected = [*range(0, 1000, 3), *(i for i in range(1000) if i % 3)]
+    assert [entry["index"] for entry in chosen] == expected
