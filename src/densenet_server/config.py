@@ -200,7 +200,8 @@ class Settings:
     # batching
     max_batch_size: int = _setting(
         0,
-        "Most images in one forward pass (counts images, not requests). 0: 4 on the CPU (onnxruntime is as "
+        "Most images in one forward pass (counts images, not requests; a request with more runs alone, in "
+        "passes of this many). 0: 4 on the CPU (onnxruntime is as "
         "fast per image at 2-4 as at 8 or 16, and its memory arena grows with the batch; "
         "docs/performance.md), 128 on CUDA.",
         BATCHING,
