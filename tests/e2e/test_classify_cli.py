@@ -101,7 +101,7 @@ def test_classify_to_stdout_and_missing_paths(tmp_path: Path, checkpoint_path: P
     ("args", "message"),
     [
         (["--output", "{tmp}/out.xlsx"], "argument --output/-o: the results file must end in .csv or .json"),
-        (["--top-k", "0"], "argument --top-k: must be an integer from 1 to 1000"),
+        (["--top-k", "0"], "argument --top-k: must be a positive integer"),
         ([], "the following arguments are required: PATH"),
     ],
     ids=["output-suffix", "top-k", "no-path"],
