@@ -6,6 +6,7 @@ import copy
 import dataclasses
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -231,3 +232,27 @@ def test_parallel_passes_run_on_shares_of_the_threads_and_agree(settings: Settin
         np.testing.assert_allclose(lane(batch), solo, atol=1e-4)
     assert load_backend(dataclasses.replace(settings, threads=1)).backend.lane_predicts == []
     assert load_backend(dataclasses.replace(settings, backend="torch")).backend.lane_predicts == ()
+
+
+def test_one_thread_lanes_share_one_session_and_agree_when_run_at_once(settings: Settings, photos: list[Path]) -> None:
+    loaded = load_backend(settings)
+    path = cached_export_path(settings, loaded.weights, loaded.record)
+    backend = OnnxBackend(path, threads=4, lanes=4)
+    sessions = backend._lane_sessions
+    # One copy of the weights for every one-thread lane, apart from the all-threads session.
+    assert len(sessions) == 4 and all(session is sessions[0] for session in sessions)
+    assert sessions[0] is not backend._session
+    # Lanes of two threads each need a thread pool each: a session each.
+    wide = OnnxBackend(path, threads=4, lanes=2)._lane_sessions
+    assert len(wide) == 2 and wide[0] is not wide[1]
+    # One thread in all: the lanes run on the all-threads session itself.
+    single = OnnxBackend(path, threads=1, lanes=2)
+    assert single._lane_sessions == [single._session] * 2
+    with loaded_service(settings, loaded) as service:
+        batches = [model_inputs(service, [photo.read_bytes()]) for photo in photos[:4]]
+    solo = [backend.predict(batch) for batch in batches]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(3):
+            at_once = list(pool.map(lambda lane, batch: lane(batch), backend.lane_predicts, batches))
+            for got, want in zip(at_once, solo):
+                np.testing.assert_allclose(got, want, atol=1e-5)

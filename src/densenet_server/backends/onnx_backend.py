@@ -34,11 +34,10 @@ class OnnxBackend:
     device = "cpu"
 
     def __init__(self, model_path: Path, threads: int, lanes: int = 1) -> None:
-        """``threads`` for a pass that runs alone; with ``lanes`` > 1, also that many sessions on
+        """``threads`` for a pass that runs alone; with ``lanes`` > 1, also that many passes on
         ``threads // lanes`` threads each, for passes that run beside each other (lane_predicts)."""
         self._session = _session(model_path, threads)
-        lane_threads = max(1, threads // lanes)
-        self._lane_sessions = [_session(model_path, lane_threads) for _ in range(lanes)] if lanes > 1 else []
+        self._lane_sessions = _lane_sessions(model_path, threads, lanes, self._session)
         self.lane_predicts = [
             lambda batch, session=session: self._run(session, batch) for session in self._lane_sessions
         ]
@@ -77,6 +76,23 @@ class OnnxBackend:
     def _run(self, session: ort.InferenceSession, batch: np.ndarray) -> np.ndarray:
         inputs = np.ascontiguousarray(batch, dtype=np.float32)
         return session.run([self._output], {self._input: inputs})[0]
+
+
+def _lane_sessions(
+    model_path: Path, threads: int, lanes: int, alone: ort.InferenceSession
+) -> list[ort.InferenceSession]:
+    """The session of each lane. One-thread lanes all run on one session: a session without a thread
+    pool runs each run() on its caller's thread, and ONNX Runtime allows concurrent run()s, so they keep
+    one copy of the weights (their optimised, prepacked form is per session: ~45 MiB each) and one arena.
+    16 lanes: 707 -> 91 MiB of weights, peak 2.4 -> 1.0 GiB, same img/s (docs/performance.md). Wider
+    lanes need a thread pool each, hence a session each."""
+    if lanes <= 1:
+        return []
+    lane_threads = max(1, threads // lanes)
+    if lane_threads > 1:
+        return [_session(model_path, lane_threads) for _ in range(lanes)]
+    shared = alone if threads == 1 else _session(model_path, 1)
+    return [shared] * lanes
 
 
 def _session(model_path: Path, threads: int) -> ort.InferenceSession:
