@@ -63,9 +63,10 @@ def test_a_short_run_reports_every_table(checkpoint_path: Path) -> None:
     options = BenchOptions(
         photos_dirs=[REPO_IMAGES], concurrencies=(1, 2), duration_s=1.0, warmup_s=0.2, web_images=4,
         phone_images=2, raw_repeats=1, raw_backends=("onnxruntime", "torch"), images_per_request=3,
-        v2_concurrencies=(2,),
+        v2_concurrencies=(2,), paired_rounds=2, paired_window_s=0.3,
     )
-    report = run_bench(Settings(weights=checkpoint_path, threads=2), options, report=lambda line: None)
+    full_report = run_bench(Settings(weights=checkpoint_path, threads=2), options, report=lambda line: None)
+    report, paired = full_report.split("### One client against raw batch-1, paired (0.3 s windows")
     assert re.search(r"\| onnxruntime \| fp32 \| 1 \| [\d.]+ \|", report)
     assert re.search(r"\| onnxruntime \| fp32 \| 2 \|  \| [\d.]+ \|", report)  # the parallel lanes
     assert re.search(r"\| torch \| fp32 \| 1 \| [\d.]+ \|", report)
@@ -87,6 +88,13 @@ def test_a_short_run_reports_every_table(checkpoint_path: Path) -> None:
     assert re.search(r"gRPC ÷ HTTP, img/s of the same v2 requests: [\d.]+ at 2 client\(s\)\.", report)
     assert "Load generator: python" in report
     assert "Raw best for the served backend" in report
+    paired_rows = [line for line in paired.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert [row.split("|")[1].strip() for row in paired_rows] == ["GET /inference/<file> 500x375", "POST /inference 500x375"]
+    for row in paired_rows:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        rounds, raw_ms, p50_ms, over_raw_ms = int(cells[1]), float(cells[2]), float(cells[3]), float(cells[4])
+        assert rounds == 2 and raw_ms > 0 and p50_ms > 0, row
+        assert over_raw_ms == pytest.approx(p50_ms - raw_ms, abs=raw_ms), row  # a difference of the two
 
 
 def test_v2_requests_are_tritonclients_binary_form_in_batches() -> None:

@@ -25,6 +25,7 @@ in any single-machine benchmark: the client's own CPU use is part of the figures
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import statistics
 import tempfile
@@ -46,7 +47,7 @@ from ..device import CPU, device_kind, is_cuda
 from ..layout import Layout, choose_layout
 from ..local_service import loaded_service, model_inputs, probabilities_of
 from ..precision import BF16, FP32, effective_precision
-from . import agreement, bench_images
+from . import agreement, bench_images, paired_latency
 from ..routes.v2_tensors import HEADER_LENGTH, IMAGE_INPUT, PROBABILITIES_OUTPUT, join_bytes_elements
 from .grpc_load import run_grpc_load
 from .loadgen import LoadResult, RequestSpec, run_load
@@ -59,6 +60,8 @@ RAW_INPUT_IMAGES = 16
 REFERENCE = f"{TORCH.name} {FP32}"
 LOAD_GENERATORS = ("python", "wrk")
 V2_HTTP = "v2 over HTTP"
+GET_WEB = "GET /inference/<file> 500x375"
+POST_WEB = "POST /inference 500x375"
 V2_GRPC = "v2 over gRPC"
 
 
@@ -80,6 +83,9 @@ class BenchOptions:
     # 64 images in flight, the CPU's default queue, so both measure their transport, not load shedding.
     images_per_request: int = 16
     v2_concurrencies: Sequence[int] = (1, 4)
+    # One client against raw batch-1 in alternating windows (paired_latency.py); 0 rounds: not measured.
+    paired_rounds: int = paired_latency.DEFAULT_ROUNDS
+    paired_window_s: float = paired_latency.DEFAULT_WINDOW_S
 
 
 @dataclass(frozen=True)
@@ -300,6 +306,7 @@ def run_bench(settings: Settings, options: BenchOptions, report: Callable[[str],
         web_bytes = [path.read_bytes() for path in web]
         raw_results = []
         answers: dict[str, np.ndarray] = {}
+        served_raw_pass: Callable[[], object] | None = None
         for variant in _raw_settings(settings, options):
             label = f"{variant.backend} {variant.precision}"
             report(f"raw: {label} ...")
@@ -313,6 +320,9 @@ def run_bench(settings: Settings, options: BenchOptions, report: Callable[[str],
                 inputs = model_inputs(service, web_bytes[:RAW_INPUT_IMAGES])
                 raw_results.extend(measure_raw(loaded.backend, inputs, options.raw_repeats))
                 answers[label] = probabilities_of(service, web_bytes)
+            if _is_served(settings, device, variant):
+                # Kept for the paired one-client windows, which alternate with the server's requests.
+                served_raw_pass = functools.partial(loaded.backend.predict, np.ascontiguousarray(inputs[:1]))
             del loaded
         cuda_results: list[RawResult] = []
         if is_cuda(device):
@@ -329,17 +339,42 @@ def run_bench(settings: Settings, options: BenchOptions, report: Callable[[str],
             web_names = [p.name for p in web]
             for concurrency in options.concurrencies:
                 report(f"http: GET 500x375 JPEG, concurrency {concurrency} ...")
-                scenarios.append(_drive(server, "GET /inference/<file> 500x375", _get_requests(web_names), concurrency, options))
+                scenarios.append(_drive(server, GET_WEB, _get_requests(web_names), concurrency, options))
             for concurrency in options.concurrencies:
                 report(f"http: POST 500x375 JPEG, concurrency {concurrency} ...")
-                scenarios.append(_drive(server, "POST /inference 500x375", upload_requests(web), concurrency, options))
+                scenarios.append(_drive(server, POST_WEB, upload_requests(web), concurrency, options))
             scenarios += _drive_v2(server, settings.served_name(), web_bytes, options, report)
+            paired: list[paired_latency.PairedScenario] = []
+            if served_raw_pass is not None and options.paired_rounds > 0:
+                report(f"http: one client against raw batch-1, {options.paired_rounds} paired rounds ...")
+                one_client = {
+                    GET_WEB: _one_client(server, _get_requests(web_names), options),
+                    POST_WEB: _one_client(server, upload_requests(web), options),
+                }
+                paired = paired_latency.measure_paired(served_raw_pass, one_client, options.paired_rounds, options.paired_window_s)
             report("http: GET 12-MP JPEG, concurrency 1 ...")
             scenarios.append(_drive(server, "GET 4000x3000 (exact)", _get_requests([p.name for p in phone]), 1, options))
         with LocalServer.start([*serve_args, "--jpeg-draft"], env=environment) as server:
             report("http: GET 12-MP JPEG with --jpeg-draft, concurrency 1 ...")
             scenarios.append(_drive(server, "GET 4000x3000 (--jpeg-draft)", _get_requests([p.name for p in phone]), 1, options))
-    return format_report(settings, raw_results, agreements, scenarios, ready_s, device, cuda_results, layout, generator)
+    report_text = format_report(settings, raw_results, agreements, scenarios, ready_s, device, cuda_results, layout, generator)
+    paired_lines = paired_latency.paired_table(paired, options.paired_window_s)
+    return "\n".join([report_text, "", *paired_lines]) if paired_lines else report_text
+
+
+def _is_served(settings: Settings, device: str, variant: Settings) -> bool:
+    """Whether raw ``variant`` is what the server runs: its backend and precision, on the CPU."""
+    if is_cuda(device):
+        return False
+    return variant.backend == _served_backend(settings, device) and variant.precision == _served_precision(settings, device)
+
+
+def _served_precision(settings: Settings, device: str) -> str:
+    return effective_precision(settings.precision, device_kind(device), settings.model)
+
+
+def _one_client(server: LocalServer, requests: RequestCycle, options: BenchOptions) -> Callable[[float], LoadResult]:
+    return lambda seconds: _load(server.base_url, requests, 1, seconds, options.load_generator)
 
 
 def _fast_path_agreements(
@@ -399,7 +434,7 @@ def format_report(
             f"| {entry.top1_agreement:.1%} |"
         )
     served_backend = _served_backend(settings, device)
-    served_precision = effective_precision(settings.precision, device_kind(device), settings.model)
+    served_precision = _served_precision(settings, device)
     served_rows = [
         r for r in [*raw_results, *cuda_results] if r.backend == served_backend and r.precision == served_precision
     ]
