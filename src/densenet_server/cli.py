@@ -18,6 +18,9 @@ def _configure_logging(level: str) -> None:
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    # httpx logs every request at INFO: thousands of lines from the bench's and soak's load generators,
+    # written by the client process whose CPU the measurement counts.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def _serve(settings: Settings, _: argparse.Namespace) -> int:

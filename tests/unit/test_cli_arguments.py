@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import subprocess
+import sys
 
 import pytest
 
@@ -16,3 +19,13 @@ def test_top_k_takes_any_positive_integer_the_model_clamps_it() -> None:
 def test_top_k_below_one_is_refused(raw: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError, match="^must be a positive integer$"):
         _top_k(raw)
+
+
+def test_the_load_generators_requests_are_not_logged_one_by_one() -> None:
+    # A fresh interpreter: pytest's own logging set-up would hide what the CLI's does.
+    probe = (
+        "import logging; from densenet_server.cli import _configure_logging; _configure_logging('info'); "
+        "print(logging.getLogger('httpx').getEffectiveLevel(), logging.getLogger('densenet_server').getEffectiveLevel())"
+    )
+    levels = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    assert levels == [str(logging.WARNING), str(logging.INFO)]
