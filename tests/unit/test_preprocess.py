@@ -14,7 +14,7 @@ from support.reference import reference_transform
 from densenet_server.decoding import decode_image
 from densenet_server.model_catalog import torchvision_record
 from densenet_server.model_record import DENSENET121, Preprocessing
-from densenet_server.preprocess import MAX_FULL_RESIZE_PIXELS, preprocess, resized_size
+from densenet_server.preprocess import MAX_FULL_RESIZE_PIXELS, normalize, preprocess, resized_size
 
 REFERENCE = reference_transform()
 PREPROCESSING = DENSENET121.preprocessing
@@ -117,3 +117,15 @@ def test_torch_is_not_needed() -> None:
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 
+
+
+def test_a_batch_is_normalised_as_its_images_one_at_a_time_into_one_contiguous_array() -> None:
+    crops = np.random.default_rng(3).integers(0, 256, (3, 224, 224, 3), dtype=np.uint8)
+    pixels = normalize(crops, DENSENET121.preprocessing)
+    assert pixels.dtype == np.float32 and pixels.shape == (3, 3, 224, 224) and pixels.flags["C_CONTIGUOUS"]
+    for crop_pixels, one in zip(pixels, crops):
+        assert np.array_equal(crop_pixels, normalize(one, DENSENET121.preprocessing))
+    # The reference formula, element by element in float32.
+    mean = np.array(DENSENET121.preprocessing.mean, np.float32).reshape(3, 1, 1)
+    std = np.array(DENSENET121.preprocessing.std, np.float32).reshape(3, 1, 1)
+    assert np.array_equal(pixels, (np.moveaxis(crops, -1, -3).astype(np.float32) / np.float32(255) - mean) / std)
