@@ -125,6 +125,7 @@ def _bench(settings: Settings, args: argparse.Namespace) -> int:
     options = BenchOptions(
         photos_dirs=args.photos, concurrencies=args.concurrency, duration_s=args.duration_s, include_bf16=args.bf16,
         load_generator=args.load_generator, paired_rounds=args.paired_rounds,
+        paired_throughput_rounds=args.paired_throughput_rounds,
     )
     try:
         report = run_bench(settings, options, report=lambda line: print(line, file=sys.stderr, flush=True))
@@ -229,6 +230,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--paired-rounds", dest="paired_rounds", type=int, default=5,
         help="rounds of one client against raw batch-1 in alternating 2 s windows, robust to the machine changing speed; 0 skips them (default 5)",
+    )
+    bench.add_argument(
+        "--paired-throughput-rounds", dest="paired_throughput_rounds", type=int, default=3,
+        help="rounds of the most --concurrency clients against the raw best layout in alternating 4 s windows; 0 skips them (default 3)",
     )
     bench.add_argument("--output", "-o", type=Path, default=None, help="also write the Markdown report to this file")
     config.add_arguments(bench, [config.MODEL, config.BATCHING, config.LIMITS])

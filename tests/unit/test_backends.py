@@ -241,10 +241,14 @@ def test_one_thread_lanes_share_one_session_and_agree_when_run_at_once(settings:
     sessions = backend._lane_sessions
     # One copy of the weights for every one-thread lane, apart from the all-threads session.
     assert len(sessions) == 4 and all(session is sessions[0] for session in sessions)
-    assert sessions[0] is not backend._session
+    assert sessions[0] is not backend._session and backend.lanes_share_a_session
+    # The benchmark's reference: a session per lane.
+    separate = OnnxBackend(path, threads=4, lanes=4, shared_lanes=False)
+    assert len({id(session) for session in separate._lane_sessions}) == 4 and not separate.lanes_share_a_session
     # Lanes of two threads each need a thread pool each: a session each.
     wide = OnnxBackend(path, threads=4, lanes=2)._lane_sessions
     assert len(wide) == 2 and wide[0] is not wide[1]
+    assert not OnnxBackend(path, threads=4, lanes=1).lanes_share_a_session
     # One thread in all: the lanes run on the all-threads session itself.
     single = OnnxBackend(path, threads=1, lanes=2)
     assert single._lane_sessions == [single._session] * 2

@@ -63,12 +63,15 @@ def test_a_short_run_reports_every_table(checkpoint_path: Path) -> None:
     options = BenchOptions(
         photos_dirs=[REPO_IMAGES], concurrencies=(1, 2), duration_s=1.0, warmup_s=0.2, web_images=4,
         phone_images=2, raw_repeats=1, raw_backends=("onnxruntime", "torch"), images_per_request=3,
-        v2_concurrencies=(2,), paired_rounds=2, paired_window_s=0.3,
+        v2_concurrencies=(2,), paired_rounds=2, paired_window_s=0.3, paired_throughput_rounds=1,
+        paired_throughput_window_s=0.5,
     )
     full_report = run_bench(Settings(weights=checkpoint_path, threads=2), options, report=lambda line: None)
     report, paired = full_report.split("### One client against raw batch-1, paired (0.3 s windows")
+    paired, paired_throughput = paired.split("### 2 clients against the raw best, paired (0.5 s windows")
     assert re.search(r"\| onnxruntime \| fp32 \| 1 \| [\d.]+ \|", report)
     assert re.search(r"\| onnxruntime \| fp32 \| 2 \|  \| [\d.]+ \|", report)  # the parallel lanes
+    assert re.search(r"\| onnxruntime \| fp32 \| 2, a session each \|  \| [\d.]+ \|", report)  # the reference
     assert re.search(r"\| torch \| fp32 \| 1 \| [\d.]+ \|", report)
     assert "| onnxruntime fp32 vs torch fp32 (500x375 JPEGs) | 4 |" in report
     assert "| --jpeg-draft vs exact decoding (onnxruntime, 4000x3000 JPEGs) | 2 |" in report
@@ -95,6 +98,14 @@ def test_a_short_run_reports_every_table(checkpoint_path: Path) -> None:
         rounds, raw_ms, p50_ms, over_raw_ms = int(cells[1]), float(cells[2]), float(cells[3]), float(cells[4])
         assert rounds == 2 and raw_ms > 0 and p50_ms > 0, row
         assert over_raw_ms == pytest.approx(p50_ms - raw_ms, abs=raw_ms), row  # a difference of the two
+    # The most clients against the layout of the best raw row (2 lanes here), in the same alternation.
+    assert re.match(r", raw before and after each; raw: 2 pass\(es\) at once of batch (1|2|4|8|16)\)", paired_throughput)
+    throughput_rows = [line for line in paired_throughput.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert [row.split("|")[1].strip() for row in throughput_rows] == ["GET /inference/<file> 500x375", "POST /inference 500x375"]
+    for row in throughput_rows:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        rounds, raw_rate, rate, ratio = int(cells[1]), float(cells[2]), float(cells[3]), float(cells[4])
+        assert rounds == 1 and raw_rate > 0 and rate > 0 and ratio == pytest.approx(rate / raw_rate, abs=0.01), row
 
 
 def test_v2_requests_are_tritonclients_binary_form_in_batches() -> None:

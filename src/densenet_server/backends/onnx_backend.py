@@ -33,11 +33,14 @@ class OnnxBackend:
     precision = FP32
     device = "cpu"
 
-    def __init__(self, model_path: Path, threads: int, lanes: int = 1) -> None:
+    def __init__(self, model_path: Path, threads: int, lanes: int = 1, shared_lanes: bool = True) -> None:
         """``threads`` for a pass that runs alone; with ``lanes`` > 1, also that many passes on
-        ``threads // lanes`` threads each, for passes that run beside each other (lane_predicts)."""
+        ``threads // lanes`` threads each, for passes that run beside each other (lane_predicts).
+        ``shared_lanes=False`` gives every one-thread lane its own session (the benchmark's reference)."""
+        self.model_path = model_path
+        self.threads = threads
         self._session = _session(model_path, threads)
-        self._lane_sessions = _lane_sessions(model_path, threads, lanes, self._session)
+        self._lane_sessions = _lane_sessions(model_path, threads, lanes, self._session, shared_lanes)
         self.lane_predicts = [
             lambda batch, session=session: self._run(session, batch) for session in self._lane_sessions
         ]
@@ -62,6 +65,11 @@ class OnnxBackend:
         # The record of the model it holds (None: not made by `densenet-server export`, or by an older one).
         self.record = ModelRecord.from_dict(json.loads(metadata[META_RECORD])) if META_RECORD in metadata else None
 
+    @property
+    def lanes_share_a_session(self) -> bool:
+        """Whether its parallel lanes run on one session (one-thread lanes; see _lane_sessions)."""
+        return len(self._lane_sessions) > 1 and all(each is self._lane_sessions[0] for each in self._lane_sessions)
+
     @staticmethod
     def _weights_info(model_path: Path, metadata: dict[str, str]) -> WeightsInfo:
         if META_WEIGHTS in metadata:
@@ -79,7 +87,7 @@ class OnnxBackend:
 
 
 def _lane_sessions(
-    model_path: Path, threads: int, lanes: int, alone: ort.InferenceSession
+    model_path: Path, threads: int, lanes: int, alone: ort.InferenceSession, shared: bool
 ) -> list[ort.InferenceSession]:
     """The session of each lane. One-thread lanes all run on one session: a session without a thread
     pool runs each run() on its caller's thread, and ONNX Runtime allows concurrent run()s, so they keep
@@ -89,10 +97,10 @@ def _lane_sessions(
     if lanes <= 1:
         return []
     lane_threads = max(1, threads // lanes)
-    if lane_threads > 1:
+    if lane_threads > 1 or not shared:
         return [_session(model_path, lane_threads) for _ in range(lanes)]
-    shared = alone if threads == 1 else _session(model_path, 1)
-    return [shared] * lanes
+    one = alone if threads == 1 else _session(model_path, 1)
+    return [one] * lanes
 
 
 def _session(model_path: Path, threads: int) -> ort.InferenceSession:

@@ -40,6 +40,7 @@ import numpy as np
 
 from ..backends import LoadedBackend, load_backend
 from ..backends.base import Backend
+from ..backends.onnx_backend import OnnxBackend
 from ..backends.loading import chosen_backend, serving_device
 from ..backends.registry import NAMES, ONNXRUNTIME, TORCH
 from ..config import Settings, env_name
@@ -47,7 +48,7 @@ from ..device import CPU, device_kind, is_cuda
 from ..layout import Layout, choose_layout
 from ..local_service import loaded_service, model_inputs, probabilities_of
 from ..precision import BF16, FP32, effective_precision
-from . import agreement, bench_images, paired_latency
+from . import agreement, bench_images, paired
 from ..routes.v2_tensors import HEADER_LENGTH, IMAGE_INPUT, PROBABILITIES_OUTPUT, join_bytes_elements
 from .grpc_load import run_grpc_load
 from .loadgen import LoadResult, RequestSpec, run_load
@@ -83,9 +84,12 @@ class BenchOptions:
     # 64 images in flight, the CPU's default queue, so both measure their transport, not load shedding.
     images_per_request: int = 16
     v2_concurrencies: Sequence[int] = (1, 4)
-    # One client against raw batch-1 in alternating windows (paired_latency.py); 0 rounds: not measured.
-    paired_rounds: int = paired_latency.DEFAULT_ROUNDS
-    paired_window_s: float = paired_latency.DEFAULT_WINDOW_S
+    # End to end against raw in alternating windows (paired.py): one client against raw batch-1, and the
+    # most clients against the raw best layout. 0 rounds: not measured.
+    paired_rounds: int = paired.DEFAULT_ROUNDS
+    paired_window_s: float = paired.DEFAULT_WINDOW_S
+    paired_throughput_rounds: int = paired.THROUGHPUT_ROUNDS
+    paired_throughput_window_s: float = paired.THROUGHPUT_WINDOW_S
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,9 @@ class RawResult:
     passes: int
     latency_bs1_ms: float
     images_per_s: dict[int, float]
+    # The parallel passes ran on independent sessions, each with its own weights: the reference layout of
+    # issue 10 (N single-threaded sessions), beside the one-session lanes the server runs.
+    separate_sessions: bool = False
 
     @property
     def best(self) -> tuple[int, float]:
@@ -134,17 +141,25 @@ def measure_raw(
     results = [
         RawResult(backend.name, backend.precision, 1, seconds[1] * 1000.0, {s: s / t for s, t in seconds.items()})
     ]
-    lanes = list(backend.lane_predicts)
-    if lanes:
-        with ThreadPoolExecutor(len(lanes)) as pool:
-
-            def all_lanes_once(batch: np.ndarray) -> None:
-                list(pool.map(lambda lane: lane(batch), lanes))
-
-            lane_seconds = {size: _median_seconds(lambda b=batch: all_lanes_once(b), repeats) for size, batch in batches.items()}
-        rates = {size: len(lanes) * size / t for size, t in lane_seconds.items()}
-        results.append(RawResult(backend.name, backend.precision, len(lanes), float("nan"), rates))
+    if backend.lane_predicts:
+        results.append(measure_lanes(backend, inputs, repeats, batch_sizes))
+    if isinstance(backend, OnnxBackend) and backend.lanes_share_a_session:
+        separate = OnnxBackend(backend.model_path, backend.threads, len(backend.lane_predicts), shared_lanes=False)
+        results.append(dataclasses.replace(measure_lanes(separate, inputs, repeats, batch_sizes), separate_sessions=True))
     return results
+
+
+def measure_lanes(backend: Backend, inputs: np.ndarray, repeats: int, batch_sizes: Sequence[int] = RAW_BATCH_SIZES) -> RawResult:
+    """Every parallel lane of ``backend`` running a pass at once, at each batch size."""
+    lanes = list(backend.lane_predicts)
+    with ThreadPoolExecutor(len(lanes)) as pool:
+
+        def all_lanes_once(batch: np.ndarray) -> None:
+            list(pool.map(lambda lane: lane(batch), lanes))
+
+        lane_seconds = {size: _median_seconds(lambda b=batch: all_lanes_once(b), repeats) for size, batch in _batches(inputs, batch_sizes).items()}
+    rates = {size: len(lanes) * size / t for size, t in lane_seconds.items()}
+    return RawResult(backend.name, backend.precision, len(lanes), float("nan"), rates)
 
 
 class RssSampler:
@@ -306,7 +321,7 @@ def run_bench(settings: Settings, options: BenchOptions, report: Callable[[str],
         web_bytes = [path.read_bytes() for path in web]
         raw_results = []
         answers: dict[str, np.ndarray] = {}
-        served_raw_pass: Callable[[], object] | None = None
+        served: tuple[Backend, np.ndarray] | None = None
         for variant in _raw_settings(settings, options):
             label = f"{variant.backend} {variant.precision}"
             report(f"raw: {label} ...")
@@ -321,8 +336,8 @@ def run_bench(settings: Settings, options: BenchOptions, report: Callable[[str],
                 raw_results.extend(measure_raw(loaded.backend, inputs, options.raw_repeats))
                 answers[label] = probabilities_of(service, web_bytes)
             if _is_served(settings, device, variant):
-                # Kept for the paired one-client windows, which alternate with the server's requests.
-                served_raw_pass = functools.partial(loaded.backend.predict, np.ascontiguousarray(inputs[:1]))
+                # Kept for the paired windows, which alternate with the server's requests.
+                served = (loaded.backend, inputs)
             del loaded
         cuda_results: list[RawResult] = []
         if is_cuda(device):
@@ -344,22 +359,60 @@ def run_bench(settings: Settings, options: BenchOptions, report: Callable[[str],
                 report(f"http: POST 500x375 JPEG, concurrency {concurrency} ...")
                 scenarios.append(_drive(server, POST_WEB, upload_requests(web), concurrency, options))
             scenarios += _drive_v2(server, settings.served_name(), web_bytes, options, report)
-            paired: list[paired_latency.PairedScenario] = []
-            if served_raw_pass is not None and options.paired_rounds > 0:
-                report(f"http: one client against raw batch-1, {options.paired_rounds} paired rounds ...")
-                one_client = {
-                    GET_WEB: _one_client(server, _get_requests(web_names), options),
-                    POST_WEB: _one_client(server, upload_requests(web), options),
-                }
-                paired = paired_latency.measure_paired(served_raw_pass, one_client, options.paired_rounds, options.paired_window_s)
+            paired_lines = _paired(server, served, raw_results, web, options, report) if served else []
             report("http: GET 12-MP JPEG, concurrency 1 ...")
             scenarios.append(_drive(server, "GET 4000x3000 (exact)", _get_requests([p.name for p in phone]), 1, options))
         with LocalServer.start([*serve_args, "--jpeg-draft"], env=environment) as server:
             report("http: GET 12-MP JPEG with --jpeg-draft, concurrency 1 ...")
             scenarios.append(_drive(server, "GET 4000x3000 (--jpeg-draft)", _get_requests([p.name for p in phone]), 1, options))
     report_text = format_report(settings, raw_results, agreements, scenarios, ready_s, device, cuda_results, layout, generator)
-    paired_lines = paired_latency.paired_table(paired, options.paired_window_s)
-    return "\n".join([report_text, "", *paired_lines]) if paired_lines else report_text
+    return "\n".join([report_text, *paired_lines])
+
+
+def _paired(
+    server: LocalServer, served: tuple[Backend, np.ndarray], raw_results: Sequence[RawResult], web: Sequence[Path],
+    options: BenchOptions, report: Callable[[str], None],
+) -> list[str]:
+    """The paired tables (paired.py) for the served CPU ``backend`` on its ``inputs``: one client against
+    raw batch-1, and the most clients of options.concurrencies against the raw best layout."""
+    backend, inputs = served
+    requests = {GET_WEB: _get_requests([path.name for path in web]), POST_WEB: upload_requests(web)}
+    lines: list[str] = []
+    if options.paired_rounds > 0:
+        report(f"paired: one client against raw batch-1, {options.paired_rounds} rounds ...")
+        raw = paired.raw_latency(functools.partial(backend.predict, np.ascontiguousarray(inputs[:1])))
+        one_client = {name: paired.client_p50(_load_for(server, cycle, 1, options)) for name, cycle in requests.items()}
+        found = paired.measure_paired(raw, one_client, options.paired_rounds, options.paired_window_s)
+        lines += ["", *paired.latency_table(found, options.paired_window_s)]
+    clients = max(options.concurrencies)
+    if options.paired_throughput_rounds > 0 and clients > 1:
+        lanes, batch_size = _best_layout(backend, raw_results)
+        layout = f"{len(lanes)} pass(es) at once of batch {batch_size}"
+        report(f"paired: {clients} clients against the raw best ({layout}), {options.paired_throughput_rounds} rounds ...")
+        raw = paired.raw_rate(lanes, np.ascontiguousarray(np.resize(inputs, (batch_size, *inputs.shape[1:]))))
+        many = {name: paired.client_rate(_load_for(server, cycle, clients, options)) for name, cycle in requests.items()}
+        found = paired.measure_paired(raw, many, options.paired_throughput_rounds, options.paired_throughput_window_s)
+        lines += ["", *paired.throughput_table(found, options.paired_throughput_window_s, clients, layout)]
+    return lines
+
+
+def _best_layout(backend: Backend, raw_results: Sequence[RawResult]) -> tuple[list[Callable[[np.ndarray], np.ndarray]], int]:
+    """The passes and the batch size of ``backend``'s best raw row in this run (its lanes, their separate
+    sessions, or its one all-threads pass): the layout a paired throughput window runs."""
+    lanes = list(backend.lane_predicts)
+    rows = [r for r in raw_results if (r.backend, r.precision) == (backend.name, backend.precision)]
+    if not rows:
+        return (lanes or [backend.predict]), 1
+    best = max(rows, key=lambda r: r.best[1])
+    if best.passes == 1:
+        return [backend.predict], best.best[0]
+    if best.separate_sessions and isinstance(backend, OnnxBackend):
+        lanes = list(OnnxBackend(backend.model_path, backend.threads, best.passes, shared_lanes=False).lane_predicts)
+    return lanes, best.best[0]
+
+
+def _load_for(server: LocalServer, requests: RequestCycle, clients: int, options: BenchOptions) -> Callable[[float], LoadResult]:
+    return lambda seconds: _load(server.base_url, requests, clients, seconds, options.load_generator)
 
 
 def _is_served(settings: Settings, device: str, variant: Settings) -> bool:
@@ -371,10 +424,6 @@ def _is_served(settings: Settings, device: str, variant: Settings) -> bool:
 
 def _served_precision(settings: Settings, device: str) -> str:
     return effective_precision(settings.precision, device_kind(device), settings.model)
-
-
-def _one_client(server: LocalServer, requests: RequestCycle, options: BenchOptions) -> Callable[[float], LoadResult]:
-    return lambda seconds: _load(server.base_url, requests, 1, seconds, options.load_generator)
 
 
 def _fast_path_agreements(
@@ -497,7 +546,8 @@ def raw_table(results: Sequence[RawResult], batch_sizes: Sequence[int]) -> list[
     for raw in results:
         rates = " | ".join(f"{raw.images_per_s[s]:.1f}" for s in batch_sizes)
         latency = "" if raw.passes > 1 else f"{raw.latency_bs1_ms:.1f}"
-        lines.append(f"| {raw.backend} | {raw.precision} | {raw.passes} | {latency} | {rates} |")
+        passes = f"{raw.passes}, a session each" if raw.separate_sessions else str(raw.passes)
+        lines.append(f"| {raw.backend} | {raw.precision} | {passes} | {latency} | {rates} |")
     return lines
 
 
