@@ -166,6 +166,13 @@ class Settings:
         "(and is refused with 503) rather than waiting for a free thread.",
         SERVER,
     )
+    resize_strips: int = _setting(
+        0,
+        "An image resized while its front decodes nothing else and no image waits for the engine (a lone "
+        "request) is resized in up to this many strips at once, on otherwise idle CPUs, with the same "
+        "pixels as one resize; 1 never splits (0: one per usable CPU; docs/performance.md).",
+        SERVER,
+    )
     log_level: str = _setting("info", "Log level (debug, info, warning, error).", SERVER)
     access_log: str = _setting(
         "-",
@@ -251,6 +258,9 @@ class Settings:
         # The CPUs this process may use (cgroup quota, affinity), not the host's: a container limited to
         # 2 CPUs on a 64-core host must not start 64 threads.
         return self.threads if self.threads > 0 else usable_cpus().count
+
+    def effective_resize_strips(self) -> int:
+        return self.resize_strips if self.resize_strips > 0 else usable_cpus().count
 
     def effective_parallel_passes(self) -> int:
         if self.parallel_passes > 0:
@@ -393,7 +403,7 @@ def validate(settings: Settings) -> None:
             problems.append(f"{name} must be at least 1")
     if settings.max_batch_wait_ms < 0 or settings.request_timeout_s <= 0:
         problems.append("max_batch_wait_ms must be >= 0 and request_timeout_s > 0")
-    for name in ("workers", "max_batch_size", "max_queue_images"):
+    for name in ("workers", "max_batch_size", "max_queue_images", "resize_strips"):
         if getattr(settings, name) < 0:
             problems.append(f"{name} must be 0 (automatic) or more")
     if 0 < settings.max_queue_images < settings.max_batch_size:

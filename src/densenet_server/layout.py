@@ -36,6 +36,7 @@ class Layout:
     max_batch_size: int
     max_queue_images: int
     decoding_pixels_per_front: int
+    resize_strips: int
 
     def to_dict(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)
@@ -47,7 +48,8 @@ class Layout:
             f"{self.cpus.count} usable CPUs ({self.cpus.source}); device {self.device}; "
             f"{self.fronts} HTTP front process(es) x {self.http_threads} threads; engine: "
             f"{self.engine_threads} inference threads, {self.parallel_passes} parallel pass(es), "
-            f"batches of up to {self.max_batch_size}, queue of {self.max_queue_images} images"
+            f"batches of up to {self.max_batch_size}, queue of {self.max_queue_images} images; a lone "
+            f"image resized in up to {self.resize_strips} strip(s)"
         )
 
 
@@ -76,6 +78,7 @@ def choose_layout(settings: Settings, cpus: CpuLimit | None = None) -> tuple[Set
         concrete,
         max_batch_size=concrete.effective_max_batch_size(),
         max_queue_images=concrete.effective_max_queue_images(),
+        resize_strips=settings.resize_strips or cpus.count,
     )
     # Each front bounds its own decoding; together they stay within the configured total, except that
     # one image of the largest allowed size must always fit in a front.
@@ -90,5 +93,6 @@ def choose_layout(settings: Settings, cpus: CpuLimit | None = None) -> tuple[Set
         max_batch_size=concrete.max_batch_size,
         max_queue_images=concrete.max_queue_images,
         decoding_pixels_per_front=per_front,
+        resize_strips=concrete.resize_strips,
     )
     return concrete, layout

@@ -10,10 +10,13 @@ tests/unit/test_preprocess.py shows the result is bit-identical to torchvision's
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
+
 import numpy as np
 from PIL import Image
 
 from .model_record import Preprocessing
+from .resize_strips import exact_plan, resize_crop
 
 # A very long thin image (say 1x5000) would be resized to 256x1280000 before the crop throws almost all of
 # it away: beyond this many resized pixels only the part that survives the crop is resized.
@@ -49,20 +52,24 @@ def preprocess(image: Image.Image, preprocessing: Preprocessing) -> np.ndarray:
     return normalize(crop(image, preprocessing), preprocessing)
 
 
-def crop(image: Image.Image, preprocessing: Preprocessing) -> np.ndarray:
+def crop(image: Image.Image, preprocessing: Preprocessing, parts: int = 1, executor: Executor | None = None) -> np.ndarray:
     """The resized and centre-cropped pixels, uint8 [crop, crop, 3]: what travels from an HTTP front to
-    the engine process (a quarter of the float32 size); normalize() finishes the reference transform."""
+    the engine process (a quarter of the float32 size); normalize() finishes the reference transform.
+
+    Only the crop's rows (or columns) are resized, in up to ``parts`` strips at once on ``executor``,
+    where that is sure to give the bits of the whole resize (resize_strips.py); else the whole image."""
     target = resized_size(*image.size, preprocessing.resize_size)
     crop_box = _centre_crop_box(*target, preprocessing.crop_size)
     resample = _PILLOW_FILTERS[preprocessing.interpolation]
     if target == image.size:
-        cropped = image.crop(crop_box)
-    elif target[0] * target[1] <= MAX_FULL_RESIZE_PIXELS:
-        cropped = image.resize(target, resample).crop(crop_box)
-    else:
-        cropped = _resize_crop_only(image, target, crop_box, resample)
-    # The record guarantees crop <= resize size, so the crop never needs torchvision's padding.
-    return np.asarray(cropped, dtype=np.uint8)
+        return np.asarray(image.crop(crop_box), dtype=np.uint8)
+    if target[0] * target[1] > MAX_FULL_RESIZE_PIXELS:
+        return np.asarray(_resize_crop_only(image, target, crop_box, resample), dtype=np.uint8)
+    plan = exact_plan(image.size, target, crop_box, resample, parts)
+    if plan is None:
+        # The record guarantees crop <= resize size, so the crop never needs torchvision's padding.
+        return np.asarray(image.resize(target, resample).crop(crop_box), dtype=np.uint8)
+    return resize_crop(image, plan, executor)
 
 
 def normalize(crops: np.ndarray, preprocessing: Preprocessing) -> np.ndarray:

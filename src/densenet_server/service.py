@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from . import request_scope
 from .batching import Completed
@@ -35,6 +36,10 @@ from .postprocess import probabilities as output_probabilities
 from .preprocess import crop
 
 log = logging.getLogger(__name__)
+
+# Below this many source pixels a resize takes well under a millisecond, and handing strips to other
+# threads would cost about what it saves (500x375 JPEGs: 1.4 ms whole, 0.8 ms in 2 strips on 2 cores).
+MIN_PIXELS_TO_SPLIT = 100_000
 
 
 class NotReady(RuntimeError):
@@ -65,6 +70,10 @@ class InferenceService:
         self.load_seconds: float | None = None
         # Decodes the images of one multi-image request in parallel (Pillow releases the GIL).
         self._decoders: ThreadPoolExecutor | None = None
+        # Resizes the strips of a lone image (resize_strips.py) beside the request thread. Apart from
+        # the decoders: a strip never waits on anything, so a decoder waiting for its strips cannot
+        # deadlock the pool.
+        self._resizers: ThreadPoolExecutor | None = None
 
     @property
     def loaded(self) -> bool:
@@ -105,6 +114,9 @@ class InferenceService:
         started = time.monotonic()
         self.engine.load()
         self._decoders = ThreadPoolExecutor(self.settings.effective_threads(), thread_name_prefix="decode")
+        strips = self.settings.effective_resize_strips()
+        if strips > 1:
+            self._resizers = ThreadPoolExecutor(strips - 1, thread_name_prefix="resize")
         self.load_seconds = time.monotonic() - started
         self._ready.set()
 
@@ -185,16 +197,27 @@ class InferenceService:
         # Overloaded: refuse now, before the decoding this image would cost is spent on it.
         self.engine.ensure_room(1)
         budget_wait_s = request_scope.remaining_s(self.settings.request_timeout_s)
-        with self._pixel_budget.reserve(image_pixels(data), budget_wait_s):
+        pixels = image_pixels(data)
+        with self._pixel_budget.reserve(pixels, budget_wait_s):
             started = time.monotonic()
             try:
                 image = decode_image(data, self.settings.max_image_pixels, reduce_to_short_side)
-                crops = crop(image, preprocessing)
+                crops = crop(image, preprocessing, self._resize_strips(pixels, image), self._resizers)
             except ImageError as exc:
                 self.model_metrics.image_refused(type(exc).__name__)
                 raise
         self.model_metrics.observe_stage("preprocess", time.monotonic() - started)
         return crops
+
+    def _resize_strips(self, reserved_pixels: int, image: Image.Image) -> int:
+        """Into how many strips to split this image's resize: all of them when the CPUs would otherwise
+        idle (nothing else being decoded in this process, no image waiting for the engine: a lone
+        request), else one (the other requests keep the CPUs busy, and a split would only add handoffs)."""
+        if self._resizers is None or image.width * image.height < MIN_PIXELS_TO_SPLIT:
+            return 1
+        if self._pixel_budget.in_use > reserved_pixels or self.engine.queued_images > 0:
+            return 1
+        return self.settings.effective_resize_strips()
 
     def probabilities(self, rows: np.ndarray) -> np.ndarray:
         """uint8 crops [N, crop, crop, 3] or normalised float32 pixels [N, 3, crop, crop] -> probabilities
@@ -221,5 +244,6 @@ class InferenceService:
         """After the last request: refuse new work, finish what is queued, end the threads."""
         self._draining = True
         self.engine.stop(self.settings.shutdown_grace_s)
-        if self._decoders is not None:
-            self._decoders.shutdown(wait=False)
+        for pool in (self._decoders, self._resizers):
+            if pool is not None:
+                pool.shutdown(wait=False)

@@ -74,6 +74,15 @@ def test_the_layout_describes_itself() -> None:
     _, layout = choose(2)
     assert layout.describe() == (
         "2 usable CPUs (test); device cpu; 1 HTTP front process(es) x 96 threads; engine: 2 inference "
-        "threads, 2 parallel pass(es), batches of up to 4, queue of 64 images"
+        "threads, 2 parallel pass(es), batches of up to 4, queue of 64 images; a lone image resized in up "
+        "to 2 strip(s)"
     )
     assert layout.to_dict()["cpus"] == {"count": 2, "source": "test"}
+    assert layout.to_dict()["resize_strips"] == 2
+
+
+def test_a_lone_images_strips_follow_the_cpus_unless_set() -> None:
+    concrete, layout = choose(16)
+    assert (concrete.resize_strips, layout.resize_strips) == (16, 16)
+    concrete, layout = choose(16, resize_strips=1)
+    assert (concrete.resize_strips, layout.resize_strips) == (1, 1)
