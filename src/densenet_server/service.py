@@ -74,6 +74,7 @@ class InferenceService:
         # the decoders: a strip never waits on anything, so a decoder waiting for its strips cannot
         # deadlock the pool.
         self._resizers: ThreadPoolExecutor | None = None
+        self._strips = 1
 
     @property
     def loaded(self) -> bool:
@@ -114,9 +115,10 @@ class InferenceService:
         started = time.monotonic()
         self.engine.load()
         self._decoders = ThreadPoolExecutor(self.settings.effective_threads(), thread_name_prefix="decode")
-        strips = self.settings.effective_resize_strips()
-        if strips > 1:
-            self._resizers = ThreadPoolExecutor(strips - 1, thread_name_prefix="resize")
+        # Once: finding the usable CPUs reads the cgroup files (about 1 ms).
+        self._strips = self.settings.effective_resize_strips()
+        if self._strips > 1:
+            self._resizers = ThreadPoolExecutor(self._strips - 1, thread_name_prefix="resize")
         self.load_seconds = time.monotonic() - started
         self._ready.set()
 
@@ -217,7 +219,7 @@ class InferenceService:
             return 1
         if self._pixel_budget.in_use > reserved_pixels or self.engine.queued_images > 0:
             return 1
-        return self.settings.effective_resize_strips()
+        return self._strips
 
     def probabilities(self, rows: np.ndarray) -> np.ndarray:
         """uint8 crops [N, crop, crop, 3] or normalised float32 pixels [N, 3, crop, crop] -> probabilities
