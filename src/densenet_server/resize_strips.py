@@ -14,10 +14,11 @@ exact_plan() has checked that:
   the plan declines (e.g. a resize size of 232 and a side not a multiple of 29);
 - **the passes run in the same order.** Pillow 13 runs the vertical pass first when the height shrinks
   by more than twice what the width does (Resample.c, ImagingResampleInner), judged on the sizes of each
-  call, so a strip could judge differently from the whole resize: horizontal_first() states the rule,
-  and the plan declines where a strip's order would differ, or where the whole resize goes vertical
-  first (images over twice as tall as wide; each strip would run the vertical pass over the whole
-  width). The tests compare with ``image.resize`` on many shapes, and pillow is pinned.
+  call, so a thin strip could judge differently from the whole resize: horizontal_first() states the
+  rule, and the plan takes fewer, thicker strips where a thin one's order would differ, and declines
+  where the whole resize goes vertical first (images over twice as tall as wide; each strip would run
+  the vertical pass over the whole width). The tests compare with ``image.resize`` on many shapes, and
+  pillow is pinned.
 
 Along the other axis a strip spans the whole image, computed as in the whole resize; the centre crop
 cuts it afterwards.
@@ -71,25 +72,30 @@ def exact_plan(
     resample: Image.Resampling,
     parts: int,
 ) -> StripPlan | None:
-    """How to make the crop of ``source`` resized to ``target`` in up to ``parts`` strips, with the bits
-    of the whole resize; None where that cannot be promised (then resize the whole image)."""
-    if resample not in _CONVOLUTION_FILTERS:
+    """How to make the crop of ``source`` resized to ``target`` in as many strips as possible up to
+    ``parts``, with the bits of the whole resize; None where that cannot be promised (then resize the
+    whole image). Thin strips can change Pillow's pass order (a 500x375 photo keeps it in up to 3)."""
+    if resample not in _CONVOLUTION_FILTERS or not horizontal_first(source, target):
+        # Vertical first, each strip would run the vertical pass over the whole width: not worth it, and
+        # rare (images over twice as tall as wide).
         return None
     left, top, right, bottom = crop_box
     # Rows first: their strips are contiguous in memory. Landscape images have an exact scale along y.
     for split_rows, first, last in ((True, top, bottom), (False, left, right)):
-        count = max(1, min(parts, last - first))
-        edges = tuple(first + (last - first) * number // count for number in range(count + 1))
-        plan = StripPlan(
-            source=source,
-            target=target,
-            resample=resample,
-            split_rows=split_rows,
-            edges=edges,
-            keep=slice(left, right) if split_rows else slice(top, bottom),
-        )
-        if _is_exact(plan):
-            return plan
+        axis = 1 if split_rows else 0
+        if Fraction(source[axis] / target[axis]) != Fraction(source[axis], target[axis]):
+            continue
+        for count in range(min(parts, last - first), 0, -1):
+            plan = StripPlan(
+                source=source,
+                target=target,
+                resample=resample,
+                split_rows=split_rows,
+                edges=tuple(first + (last - first) * number // count for number in range(count + 1)),
+                keep=slice(left, right) if split_rows else slice(top, bottom),
+            )
+            if _strips_are_exact(plan):
+                return plan
     return None
 
 
@@ -117,31 +123,27 @@ def _resize_strip(image: Image.Image, plan: StripPlan, start: int, stop: int) ->
     if plan.split_rows:
         scale = height / target_height
         box = (0.0, start * scale, float(width), stop * scale)
-        return np.asarray(image.resize((target_width, count), plan.resample, box=box), dtype=np.uint8)[:, plan.keep]
+        return np.asarray(image.resize((target_width, count), plan.resample, box=box))[:, plan.keep]
     scale = width / target_width
     box = (start * scale, 0.0, stop * scale, float(height))
-    return np.asarray(image.resize((count, target_height), plan.resample, box=box), dtype=np.uint8)[plan.keep, :]
+    return np.asarray(image.resize((count, target_height), plan.resample, box=box))[plan.keep, :]
 
 
 def _strip_size(plan: StripPlan, start: int, stop: int) -> tuple[int, int]:
     return (plan.target[0], stop - start) if plan.split_rows else (stop - start, plan.target[1])
 
 
-def _is_exact(plan: StripPlan) -> bool:
-    """Whether every strip computes what the whole resize computes (see the module's docstring)."""
+def _strips_are_exact(plan: StripPlan) -> bool:
+    """Whether every strip's call takes the whole resize's pass order and places its filters exactly (the
+    scale is already known exact; see the module's docstring)."""
     axis = 1 if plan.split_rows else 0
-    source_length, target_length = plan.source[axis], plan.target[axis]
-    scale = source_length / target_length
-    if Fraction(scale) != Fraction(source_length, target_length):
-        return False
-    if not horizontal_first(plan.source, plan.target):
-        # The vertical pass would run over the whole width for every strip: not worth it, and rare
-        # (images over twice as tall as wide).
-        return False
+    scale = plan.source[axis] / plan.target[axis]
     for start, stop in zip(plan.edges, plan.edges[1:]):
         if not horizontal_first(plan.source, _strip_size(plan, start, stop)):
             return False
-        if not all(_is_float32(value) for value in (start * scale, stop * scale, (stop - start) * scale)):
+        # The box's length, computed in float32 by Pillow, is then exact too: both ends are multiples of
+        # the same power of two, within 24 bits.
+        if not (_is_float32(start * scale) and _is_float32(stop * scale)):
             return False
     return True
 

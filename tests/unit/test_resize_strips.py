@@ -106,13 +106,44 @@ def test_a_landscape_photo_splits_its_crops_rows_and_a_portrait_its_columns() ->
     portrait = exact_plan((375, 500), (256, 341), (16, 58, 240, 282), Image.Resampling.BILINEAR, 2)
     assert landscape is not None and landscape.split_rows and landscape.edges == (16, 128, 240)
     assert portrait is not None and not portrait.split_rows and portrait.edges == (16, 128, 240)
+    one = exact_plan((500, 375), (341, 256), (58, 16, 282, 240), Image.Resampling.BILINEAR, 1)
+    assert one is not None and one.edges == (16, 240)
 
 
-def test_the_strips_run_on_the_executor_and_the_calling_thread(executor: CountingExecutor) -> None:
-    image, whole, plan = whole_and_plan(4000, 3000, 256, 224, Image.Resampling.BILINEAR, 4)
-    assert plan is not None and len(plan.edges) == 5
+def test_a_scale_exact_in_binary_splits_whatever_the_resize_size() -> None:
+    """232 = 8 x 29: a side of 29 x 1001 pixels has the scale 1001/8, exact, so the strips are exact
+    (only the plan is computed: no image of that size is made)."""
+    target = resized_size(29_029, 29_029, 232)
+    plan = exact_plan((29_029, 29_029), target, _centre_crop_box(*target, 224), Image.Resampling.BILINEAR, 2)
+    assert plan is not None and plan.split_rows and plan.edges == (4, 116, 228)
+
+
+def test_never_more_strips_than_the_crop_has_rows() -> None:
+    image, whole, plan = whole_and_plan(4000, 3000, 256, 224, Image.Resampling.BILINEAR, 1000)
+    assert plan is not None and plan.edges == tuple(range(16, 241))
+    assert np.array_equal(resize_crop(image, plan, SHARED_POOL), whole)
+
+
+def test_as_many_strips_as_keep_pillows_pass_order() -> None:
+    """A strip of 56 of a 500x375 photo's rows would go vertical first (375 - 56 > 2 x (500 - 341)): 16
+    strips asked for, 3 given, rather than none."""
+    image, whole, plan = whole_and_plan(500, 375, 256, 224, Image.Resampling.BILINEAR, 16)
+    assert plan is not None and plan.edges == (16, 90, 165, 240)
+    assert np.array_equal(resize_crop(image, plan, SHARED_POOL), whole)
+
+
+@pytest.mark.parametrize("parts", [2, 4])
+def test_the_strips_run_on_the_executor_and_the_calling_thread(parts: int, executor: CountingExecutor) -> None:
+    image, whole, plan = whole_and_plan(4000, 3000, 256, 224, Image.Resampling.BILINEAR, parts)
+    assert plan is not None and len(plan.edges) == parts + 1
     assert np.array_equal(resize_crop(image, plan, executor), whole)
-    assert executor.submitted == 3
+    assert executor.submitted == parts - 1
+
+
+def test_without_an_executor_the_strips_run_one_after_another() -> None:
+    image, whole, plan = whole_and_plan(500, 375, 256, 224, Image.Resampling.BILINEAR, 3)
+    assert plan is not None and len(plan.edges) == 4
+    assert np.array_equal(resize_crop(image, plan, None), whole)
 
 
 @pytest.mark.parametrize(
@@ -135,15 +166,33 @@ def test_no_plan_where_the_bits_cannot_be_promised(
     assert exact_plan(size, target, _centre_crop_box(*target, crop_size), resample, 1) is None, why
 
 
-@pytest.mark.parametrize(("size", "target"), [((500, 1100), (256, 563)), ((500, 375), (341, 256)), ((255, 255), (256, 256))])
-def test_the_pass_order_rule_is_pillows(size: tuple[int, int], target: tuple[int, int]) -> None:
-    """horizontal_first() must say what the installed Pillow does: the whole resize equals the two
-    one-axis resizes in that order (and, for these shapes, not in the other)."""
+@pytest.mark.parametrize(
+    ("size", "target", "box"),
+    [
+        ((500, 1100), (256, 563), None),  # the height shrinks more than twice the width: vertical first
+        ((500, 375), (341, 256), None),
+        ((255, 255), (256, 256), None),
+        ((300, 700), (250, 600), None),  # exactly twice: still horizontal first
+        ((150, 112), (342, 112), (0.0, 28.0, 150.0, 84.0)),  # the height kept (a box): horizontal first
+    ],
+)
+def test_the_pass_order_rule_is_pillows(
+    size: tuple[int, int], target: tuple[int, int], box: tuple[float, float, float, float] | None
+) -> None:
+    """horizontal_first() must say what the installed Pillow does: its resize equals the two one-axis
+    resizes in that order (and, for these shapes, not in the other)."""
     image = random_image(*size)
     bilinear = Image.Resampling.BILINEAR
-    whole = np.asarray(image.resize(target, bilinear))
-    width_first = np.asarray(image.resize((target[0], size[1]), bilinear).resize(target, bilinear))
-    height_first = np.asarray(image.resize((size[0], target[1]), bilinear).resize(target, bilinear))
+    left, top, right, bottom = box or (0.0, 0.0, float(size[0]), float(size[1]))
+    whole = np.asarray(image.resize(target, bilinear, box=(left, top, right, bottom)))
+    width_first = np.asarray(
+        image.resize((target[0], size[1]), bilinear, box=(left, 0.0, right, float(size[1])))
+        .resize(target, bilinear, box=(0.0, top, float(target[0]), bottom))
+    )
+    height_first = np.asarray(
+        image.resize((size[0], target[1]), bilinear, box=(0.0, top, float(size[0]), bottom))
+        .resize(target, bilinear, box=(left, 0.0, right, float(target[1])))
+    )
     expected, other = (width_first, height_first) if horizontal_first(size, target) else (height_first, width_first)
     assert np.array_equal(whole, expected)
     assert not np.array_equal(whole, other)
