@@ -53,8 +53,9 @@ def preprocess(image: Image.Image, preprocessing: Preprocessing) -> np.ndarray:
 
 
 def crop(image: Image.Image, preprocessing: Preprocessing, parts: int = 1, executor: Executor | None = None) -> np.ndarray:
-    """The resized and centre-cropped pixels, uint8 [crop, crop, 3]: what travels from an HTTP front to
-    the engine process (a quarter of the float32 size); normalize() finishes the reference transform.
+    """The resized and centre-cropped pixels of an RGB image, uint8 [crop, crop, 3]: what travels from an
+    HTTP front to the engine process (a quarter of the float32 size); normalize() finishes the reference
+    transform.
 
     Only the crop's rows (or columns) are resized, in up to ``parts`` strips at once on ``executor``,
     where that is sure to give the bits of the whole resize (resize_strips.py); else the whole image."""
@@ -62,13 +63,13 @@ def crop(image: Image.Image, preprocessing: Preprocessing, parts: int = 1, execu
     crop_box = _centre_crop_box(*target, preprocessing.crop_size)
     resample = _PILLOW_FILTERS[preprocessing.interpolation]
     if target == image.size:
-        return np.asarray(image.crop(crop_box), dtype=np.uint8)
+        return np.asarray(image.crop(crop_box))
     if target[0] * target[1] > MAX_FULL_RESIZE_PIXELS:
-        return np.asarray(_resize_crop_only(image, target, crop_box, resample), dtype=np.uint8)
+        return np.asarray(_resize_crop_only(image, target, crop_box, resample))
     plan = exact_plan(image.size, target, crop_box, resample, parts)
     if plan is None:
         # The record guarantees crop <= resize size, so the crop never needs torchvision's padding.
-        return np.asarray(image.resize(target, resample).crop(crop_box), dtype=np.uint8)
+        return np.asarray(image.resize(target, resample).crop(crop_box))
     return resize_crop(image, plan, executor)
 
 

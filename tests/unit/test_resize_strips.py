@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from densenet_server.preprocess import _centre_crop_box, resized_size
+from densenet_server.model_record import DENSENET121
+from densenet_server.preprocess import _centre_crop_box, crop, resized_size
 from densenet_server.resize_strips import exact_plan, horizontal_first, resize_crop
 
 FILTERS = [
@@ -196,3 +197,10 @@ def test_the_pass_order_rule_is_pillows(
     expected, other = (width_first, height_first) if horizontal_first(size, target) else (height_first, width_first)
     assert np.array_equal(whole, expected)
     assert not np.array_equal(whole, other)
+
+
+def test_crop_hands_a_lone_images_strips_to_its_executor(executor: CountingExecutor) -> None:
+    image = random_image(500, 375)
+    split = crop(image, DENSENET121.preprocessing, 2, executor)
+    assert executor.submitted == 1
+    assert np.array_equal(split, crop(image, DENSENET121.preprocessing))
