@@ -11,22 +11,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.tolerances import PARITY_TOLERANCE
 import torch
-from support.reference import reference_probabilities
 from torch import nn
 
 from densenet_server.backends import load_backend
 from densenet_server.backends.loading import cached_export_path, chosen_backend
 from densenet_server.backends.onnx_backend import OnnxBackend
-from densenet_server.backends.onnx_export import ExportError, _write_onnx, export_onnx, verification_batch
+from densenet_server.backends.onnx_export import _write_onnx, verification_batch
 from densenet_server.backends.registry import NAMES, ONNXRUNTIME, TORCH, backend_named
 from densenet_server.backends.torch_backend import TorchBackend
 from densenet_server.config import AUTO, BACKENDS, Settings
 from densenet_server.local_service import loaded_service, model_inputs, probabilities_of
 from densenet_server.model_record import DENSENET121
-from densenet_server.weights import WeightsError, WeightsInfo, file_sha256
+from densenet_server.weights import WeightsError, file_sha256
 
-PARITY_TOLERANCE = 1e-4
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +34,8 @@ def settings(checkpoint_path: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 @pytest.fixture(scope="module")
-def expected(reference_model: nn.Module, photos: list[Path]) -> np.ndarray:
-    return reference_probabilities(reference_model, photos)
+def expected(labelled_reference: np.ndarray) -> np.ndarray:
+    return labelled_reference
 
 
 def served_probabilities(settings: Settings, photos: list[Path]) -> np.ndarray:
@@ -56,7 +55,9 @@ def test_fp32_backends_equal_the_torchvision_reference(
 # bf16 against the fp32 reference on the first 16 labelled photos, measured on the 2-vCPU test machine when
 # these bounds were set: largest probability difference 0.041, top-1 agreement 15 of 16 (200 photos: 0.12
 # and 94.5%; the benchmark's figure on other images is in docs/performance.md). The bounds sit just
-# beyond, so that more error means bf16 computes something else, not that it rounds.
+# beyond, so that more error means bf16 computes something else, not that it rounds. The kernels that run
+# bf16 are chosen by the CPU (native AVX-512 BF16 instructions where it has them): the band was set on such
+# a CPU; on an AVX2-only EPYC (issue 22, 2026-12-08) the same photos gave 0.041 and 15 of 16 again.
 BF16_MAX_DIFFERENCE = 0.05
 BF16_MIN_TOP1_AGREEMENT = 14 / 16
 # fp32 backends stay within PARITY_TOLERANCE of the reference; bf16 must move the answer by far more, or
@@ -163,27 +164,6 @@ def test_an_export_is_served_only_as_the_model_it_holds(settings: Settings) -> N
         load_backend(Settings(onnx_model=path, model="resnet50", threads=1))
     served = load_backend(Settings(onnx_model=path, model_name="mine", threads=1))
     assert (served.record.name, served.record.architecture, served.weights) == ("mine", "densenet121", loaded.weights)
-
-
-def test_an_export_that_computes_something_else_is_refused(
-    reference_model: nn.Module, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import densenet_server.backends.onnx_export as onnx_export
-
-    write_onnx = onnx_export._write_onnx
-
-    def write_a_different_model(module: nn.Module, example_batch: np.ndarray, target: Path) -> None:
-        other = type(module)()
-        other.load_state_dict(module.state_dict())
-        with torch.no_grad():
-            other.classifier.bias.add_(torch.linspace(-5, 5, 1000))
-        write_onnx(other.eval(), example_batch, target)
-
-    monkeypatch.setattr(onnx_export, "_write_onnx", write_a_different_model)
-    target = tmp_path / "model.onnx"
-    with pytest.raises(ExportError, match=r"^the ONNX export differs from PyTorch by .* in probability \(tolerance 0.0001\); refusing to use it$"):
-        export_onnx(reference_model, WeightsInfo("x", False, None), DENSENET121, target)
-    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.fixture(scope="module")

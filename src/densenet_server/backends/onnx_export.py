@@ -1,8 +1,9 @@
 """Export the torchvision model to ONNX, and prove the export computes what PyTorch computes (needs torch).
 
-An export is accepted only if, on a fixed verification batch, ONNX Runtime's probabilities are within
-VERIFY_TOLERANCE of PyTorch's and every top-1 class is the same; the measured difference is stored in the
-file's metadata along with the weights' identity and the versions that made it.
+An export is accepted only if, on a fixed verification batch, ONNX Runtime's logits meet the rule of
+export_verdict.py (PyTorch's ranking, and its probabilities within 1e-4 or its logits within 1e-3 of their
+range); the measured differences are stored in the file's metadata along with the weights' identity and the
+versions that made it. A refusal names the image and the figures.
 """
 
 from __future__ import annotations
@@ -22,13 +23,12 @@ import torch
 from torch import nn
 
 from ..model_record import ModelRecord
-from ..postprocess import softmax
 from ..weights import WeightsInfo
+from .export_verdict import LOGIT_TOLERANCE, PROBABILITY_TOLERANCE, ExportVerdict, judge_export
 from .onnx_backend import EXPORT_FORMAT, META_EXPORT, META_RECORD, META_WEIGHTS, OPSET, OnnxBackend
 
 log = logging.getLogger(__name__)
 
-VERIFY_TOLERANCE = 1e-4
 _VERIFY_SEED = 20261125
 
 
@@ -41,12 +41,18 @@ class ExportReport:
     path: Path
     max_probability_diff: float
     max_logit_diff: float
+    max_relative_logit_diff: float
     seconds: float
 
 
+# What each image of the verification batch is, as a refusal names it.
+VERIFICATION_IMAGES = ("all zeros: the mean colour", "seeded noise 1", "seeded noise 2", "seeded noise 3")
+
+
 def verification_batch(input_shape: tuple[int, int, int]) -> np.ndarray:
-    """Fixed inputs in the range of normalised photos: a black image and seeded noise images."""
-    noise = np.random.default_rng(_VERIFY_SEED).normal(0.0, 1.0, (3, *input_shape)).astype(np.float32)
+    """Fixed inputs in the range of normalised photos: an all-zero image and seeded noise images."""
+    noise_shape = (len(VERIFICATION_IMAGES) - 1, *input_shape)
+    noise = np.random.default_rng(_VERIFY_SEED).normal(0.0, 1.0, noise_shape).astype(np.float32)
     return np.concatenate([np.zeros((1, *input_shape), np.float32), noise])
 
 
@@ -99,20 +105,15 @@ def export_onnx(
         with torch.inference_mode():
             expected = module(torch.from_numpy(batch)).numpy()
         actual = OnnxBackend(temporary, threads).predict(batch)
-        logit_diff = float(np.abs(actual - expected).max())
-        probability_diff = float(np.abs(softmax(actual) - softmax(expected)).max())
-        if probability_diff > VERIFY_TOLERANCE or not np.array_equal(actual.argmax(1), expected.argmax(1)):
-            raise ExportError(
-                f"the ONNX export differs from PyTorch by {probability_diff:.2e} in probability "
-                f"(tolerance {VERIFY_TOLERANCE:g}); refusing to use it"
-            )
+        verdict = _verdict(expected, actual, record)
         report: dict[str, object] = {
             "format": EXPORT_FORMAT,
             "opset": OPSET,
             "torch": torch.__version__,
             "onnx": onnx.__version__,
-            "verified_max_probability_diff": probability_diff,
-            "verified_max_logit_diff": logit_diff,
+            "verified_max_probability_diff": verdict.max_probability_diff,
+            "verified_max_logit_diff": verdict.max_logit_diff,
+            "verified_max_relative_logit_diff": verdict.max_relative_logit_diff,
         }
         _add_metadata(temporary, weights, record, report)
         # mkstemp makes the file private; a model is read by whichever user serves it (the image's non-root uid).
@@ -122,7 +123,30 @@ def export_onnx(
         temporary.unlink(missing_ok=True)
     seconds = time.monotonic() - started
     log.info(
-        "exported the model to %s in %.1f s; verified against PyTorch: max probability difference %.2e",
-        target, seconds, probability_diff,
+        "exported the model to %s in %.1f s; verified against PyTorch: max probability difference %.2e, "
+        "max logit difference %.2e of the logit range",
+        target, seconds, verdict.max_probability_diff, verdict.max_relative_logit_diff,
     )
-    return ExportReport(target, probability_diff, logit_diff, seconds)
+    return ExportReport(
+        target, verdict.max_probability_diff, verdict.max_logit_diff, verdict.max_relative_logit_diff, seconds
+    )
+
+
+def _verdict(expected: np.ndarray, actual: np.ndarray, record: ModelRecord) -> ExportVerdict:
+    """The export's verdict, or ExportError naming the worst image and its figures."""
+    if actual.shape != expected.shape:
+        raise ExportError(
+            f"the ONNX export gives logits of shape {list(actual.shape)} where PyTorch gives "
+            f"{list(expected.shape)}; refusing to use it"
+        )
+    verdict = judge_export(expected, actual, record)
+    failure = verdict.worst_failure()
+    if failure is not None:
+        number, image = failure
+        raise ExportError(
+            f"the ONNX export differs from PyTorch on verification image {number + 1} of {len(verdict.images)} "
+            f"({VERIFICATION_IMAGES[number]}): {image.describe()}; an export must keep PyTorch's ranking and "
+            f"its probabilities within {PROBABILITY_TOLERANCE:g} or its logits within {LOGIT_TOLERANCE:g} of "
+            "their range; refusing to use it"
+        )
+    return verdict
