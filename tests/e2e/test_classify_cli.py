@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.tolerances import PARITY_TOLERANCE
 from support.paths import REPO_IMAGES
 from support.reference import reference_probabilities
 from support.server_process import server_command
@@ -20,8 +21,6 @@ from torch import nn
 from densenet_server.classify_cli import CSV_COLUMNS, MULTI_LABEL_COLUMN
 
 PHOTOS = sorted(REPO_IMAGES.glob("*.jpg"))
-# Probabilities of the same pixels through ONNX Runtime and through torchvision's module.
-PARITY_TOLERANCE = 1e-4
 THRESHOLD = 0.9
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.tolerances import PARITY_TOLERANCE
 from support.paths import REPO_IMAGES
 from support.reference import reference_probabilities
 from support.server_process import ServerProcess, server_command
@@ -17,8 +18,6 @@ from torch import nn
 from densenet_server.backends.onnx_backend import OnnxBackend
 
 PHOTOS = sorted(REPO_IMAGES.glob("*.jpg"))
-# Probabilities of the same pixels through ONNX Runtime and through torchvision's module.
-PARITY_TOLERANCE = 1e-4
 # Where the 14-class ResNet-18's sigmoid probabilities on PHOTOS leave a margin (tests/e2e/test_classify_cli.py).
 THRESHOLD = 0.9
 

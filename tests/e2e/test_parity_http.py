@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.tolerances import PARITY_TOLERANCE
 from PIL import Image
 from support.image_kinds import SEED, Kind, build_kinds, reference_rgb, torchvision_probabilities
 from support.server_process import ServerProcess
@@ -18,7 +19,6 @@ from densenet_server.model_record import DENSENET121
 
 NUM_CLASSES = DENSENET121.num_classes
 
-PARITY_TOLERANCE = 1e-4
 # A representative subset (the in-process tests take every kind): each format's EXIF carrier, CMYK and
 # YCCK, transparency, 16 bits in both containers, the lossy codecs, the extreme shapes, 12 MP, one pixel.
 HTTP_KINDS = [

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from support.tolerances import PARITY_TOLERANCE
 import torch
 from support.random_weights import write_checkpoint
 from support.reference import output_probabilities, parity_photos, reference_logits
@@ -29,7 +30,6 @@ LABELS = (
     "Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia", "Pneumothorax",
     "Consolidation", "Edema", "Emphysema", "Fibrosis", "Pleural_Thickening", "Hernia",
 )
-PARITY_TOLERANCE = 1e-4
 THRESHOLD = 0.3
 PHOTOS = parity_photos()
 BACKENDS = ["onnxruntime", "torch"]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.tolerances import PARITY_TOLERANCE
 from support.paths import REPO_IMAGES
 from support.reference import reference_probabilities
 from torch import nn
@@ -22,7 +23,6 @@ from densenet_server.preprocess import preprocess
 from densenet_server.service import InferenceService
 
 PHOTOS = sorted(REPO_IMAGES.glob("*.jpg"))
-PARITY_TOLERANCE = 1e-4
 
 
 def test_file_probabilities_in_order_with_each_files_error_in_place(

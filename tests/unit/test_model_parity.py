@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.tolerances import PARITY_TOLERANCE
 from support.random_weights import write_checkpoint
 from support.reference import parity_photos, reference_probabilities
 from torchvision.models import get_model_weights
@@ -32,7 +33,6 @@ ARCHITECTURES = [
     "convnext_tiny",  # LayerNorm, no BatchNorm; resize 236
 ]
 BACKENDS = ["onnxruntime", "torch"]
-PARITY_TOLERANCE = 1e-4
 TOP_K = 5
 PHOTOS = parity_photos()
 
