@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support.printed import printed_quotient_agrees
 
 from densenet_server.config import Settings, load_settings
 from densenet_server.tooling import agreement
@@ -104,8 +105,10 @@ def test_a_short_run_reports_every_table(checkpoint_path: Path) -> None:
     assert [row.split("|")[1].strip() for row in throughput_rows] == ["GET /inference/<file> 500x375", "POST /inference 500x375"]
     for row in throughput_rows:
         cells = [cell.strip() for cell in row.strip("|").split("|")]
-        rounds, raw_rate, rate, ratio = int(cells[1]), float(cells[2]), float(cells[3]), float(cells[4])
-        assert rounds == 1 and raw_rate > 0 and rate > 0 and ratio == pytest.approx(rate / raw_rate, abs=0.01), row
+        rounds, raw_rate, rate = int(cells[1]), float(cells[2]), float(cells[3])
+        assert rounds == 1 and raw_rate > 0 and rate > 0, row
+        # The ratio of the unrounded rates: it need only agree with the printed ones to their rounding.
+        assert printed_quotient_agrees(cells[4], numerator=cells[3], denominator=cells[2]), row
 
 
 def test_v2_requests_are_tritonclients_binary_form_in_batches() -> None:
