@@ -8,6 +8,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from flask.testing import FlaskClient
@@ -16,6 +17,7 @@ from torch import nn
 from support.keyed_server import FRONTS, KEY, wait_every_front_ready, write_keys
 from support.paths import REPO_IMAGES, SHARED_LABELLED
 from support.random_weights import write_checkpoint
+from support.reference import reference_probabilities
 from support.server_process import ServerProcess
 from support.several_models import SecondModel, write_models_file, write_second_model
 
@@ -56,6 +58,13 @@ def labelled_photos() -> list[Path]:
 @pytest.fixture(scope="session")
 def photos() -> list[Path]:
     return labelled_photos()
+
+
+@pytest.fixture(scope="session")
+def labelled_reference(reference_model: nn.Module, photos: list[Path]) -> np.ndarray:
+    """torchvision's pipeline on every labelled photo, in fp32 on the CPU: [photos, 1000] probabilities.
+    Computed once for the suite (about 30 s on 2 cores for 200 photos)."""
+    return reference_probabilities(reference_model, photos)
 
 
 @pytest.fixture(scope="session")
