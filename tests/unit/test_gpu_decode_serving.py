@@ -384,7 +384,11 @@ def test_routed_jpegs_agree_with_the_pillow_path_through_the_model(
 
     Measured on the first 64 shared photos as quality-90 JPEGs (299x299; CPU, torchvision's libjpeg on device
     "cpu"): crops at most 1 level apart (0.15% of values differ by 1), probabilities at most 8.1e-5 apart,
-    top-1 identical. The bound leaves room for other builds of either library.
+    top-1 identical. The routed resize is ATen's uint8 antialiased kernel, which PyTorch picks by the CPU:
+    its vectorised one (AVX2 and AVX-512 CPUs) differs from Pillow by 1 level in 0.13% of the first 8 photos'
+    values, its generic one (ATEN_CPU_CAPABILITY=default) in 17%, still never by 2, and moves this model's
+    probabilities by 1.4e-3 (issue 22, AVX2-only EPYC). The crops are held to 1 level whatever the kernel;
+    the probabilities to twice the generic kernel's figure.
     nvJPEG differs more (issue 9: up to 31 levels, mean 0.38 on an H100); tests/gpu measures that.
     """
 
@@ -397,7 +401,9 @@ def test_routed_jpegs_agree_with_the_pillow_path_through_the_model(
     routed = np.stack(served.service.image_probabilities(jpegs))
     assert served.engine.decoded == [jpegs]
     pillow = cpu_path_probabilities(jpegs, model)
-    assert np.abs(routed - pillow).max() <= 2e-4
+    pillow_crops = np.stack([crop(decode_image(data, LIMIT), DENSENET) for data in jpegs])
+    assert np.abs(device_crops(jpegs, "cpu", LIMIT, DENSENET).astype(int) - pillow_crops).max() <= 1
+    assert np.abs(routed - pillow).max() <= 3e-3
     assert np.array_equal(routed.argmax(1), pillow.argmax(1))
 
 
