@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Mutation testing of the answer path: mutmut changes decoding.py, preprocess.py, resize_strips.py,
-# postprocess.py, weights.py and routes/v2_tensors.py one small edit at a time ([tool.mutmut] in
-# pyproject.toml) and runs, for each mutant, the unit tests that reach the function it changed. A mutant
-# no test notices "survives".
+# postprocess.py, weights.py, routes/v2_tensors.py and the export rule (backends/export_verdict.py) one
+# small edit at a time ([tool.mutmut] in pyproject.toml) and runs, for each mutant, the unit tests that
+# reach the function it changed. A mutant no test notices "survives".
 # Not run by CI (scripts/test.sh): it takes minutes. docs/testing.md ("Mutation testing") has the score
 # and the reason each survivor changes no answer; this script fails if a survivor is not named there.
 #

@@ -62,6 +62,15 @@ def test_a_reordered_top_k_fails_even_when_the_probabilities_agree() -> None:
     assert (verdict.expected_top, verdict.actual_top) == ((0, 1, 2, 3, 4), (0, 1, 2, 4, 3))
 
 
+def test_only_the_top_k_is_ranked() -> None:
+    # The 6th and 7th classes trade places: beyond the top 5, where only the numbers count.
+    tail = np.array([10.0, 9.7, -5.0, -6.0, -7.0, -8.0, -9.0, -20.0], dtype=np.float32)
+    reordered = tail.copy()
+    reordered[[5, 6]] = tail[[6, 5]]
+    verdict = judge_image(tail, reordered, DENSENET121)
+    assert verdict.ranking_kept and verdict.probability_diff < PROBABILITY_TOLERANCE and verdict.passed
+
+
 def test_classes_tied_at_float32_precision_may_swap() -> None:
     tied = PEAKED.copy()
     tied[4] = tied[3] - 0.5 * LOGIT_TOLERANCE * LOGIT_RANGE
@@ -73,6 +82,14 @@ def test_classes_tied_at_float32_precision_may_swap() -> None:
     swapped = apart.copy()
     swapped[[3, 4]] = apart[[4, 3]]
     assert not judge_image(apart, swapped, DENSENET121).ranking_kept
+
+
+def test_classes_tied_exactly_are_reported_lowest_index_first() -> None:
+    # On a 1000-class row NumPy's default sort does not keep tied indices in order; the report must.
+    row = np.random.default_rng(0).normal(size=1000).astype(np.float32)
+    row[[999, 500, 3, 700, 900, 10]] = 9.0
+    verdict = judge_image(row, row.copy(), DENSENET121)
+    assert verdict.expected_top == verdict.actual_top == (3, 10, 500, 700, 900) and verdict.passed
 
 
 def test_a_head_smaller_than_k_is_ranked_in_full() -> None:
@@ -91,11 +108,11 @@ def test_the_records_own_output_function_decides() -> None:
 
 def test_the_batch_fails_on_any_image_and_names_the_worst() -> None:
     expected = np.stack([PEAKED, PEAKED, PEAKED])
-    actual = np.stack([PEAKED, shifted(PEAKED, 1, 0.1), shifted(PEAKED, 1, 1.0)])
+    actual = np.stack([PEAKED, shifted(PEAKED, 1, 1.0), shifted(PEAKED, 1, 0.1)])
     verdict = judge_export(expected, actual, DENSENET121)
     assert not verdict.passed and [image.passed for image in verdict.images] == [True, False, False]
     number, worst = verdict.worst_failure()
-    assert number == 2 and worst.logit_diff == pytest.approx(1.0)
+    assert number == 1 and worst.logit_diff == pytest.approx(1.0)  # the furthest off, not the last
     assert verdict.max_logit_diff == pytest.approx(1.0) and verdict.max_relative_logit_diff == pytest.approx(1 / 30)
     assert judge_export(expected, expected.copy(), DENSENET121).worst_failure() is None
 
@@ -107,6 +124,12 @@ def test_the_description_gives_the_figures() -> None:
         f"{1 / 30:.2e} of their range 30 (tolerance 0.001); its top-5 classes are [1, 0, 2, 3, 4], "
         "PyTorch's [0, 1, 2, 3, 4]"
     )
+
+
+def test_a_kept_ranking_is_not_described() -> None:
+    verdict = judge_image(PEAKED, shifted(PEAKED, 2, 1.0), DENSENET121)
+    assert verdict.ranking_kept and not verdict.passed
+    assert verdict.describe().endswith(f"{1 / 30:.2e} of their range 30 (tolerance 0.001)")
 
 
 def test_logits_of_another_shape_are_not_judged() -> None:
