@@ -2,7 +2,10 @@
 # Compares this server with LitServe on this machine: the same model, the same uploads, one run.
 #
 #   scripts/bench-litserve.sh WEIGHTS.pth [bench_peer.py options, e.g. --photos DIR --concurrency 1 16 --duration-s 15]
+#   DENSENET_MODEL=shufflenet_v2_x0_5 scripts/bench-litserve.sh SHUFFLENET.pth ...   # any --model
 #
+# The model is the server's: DENSENET_MODEL (densenet121 by default) reaches both the export and the
+# server bench_peer.py starts, and the peer reads the categories and preprocessing from the export.
 # LitServe (0.2.19, PyPI) goes into its own virtualenv outside the repo ($LITSERVE_VENV, default
 # /tmp/litserve-venv) with onnxruntime, numpy and pillow at the versions of our .venv, and
 # python-multipart; no torch. It serves scripts/litserve_peer_server.py: LitServe's batched-API pattern
@@ -45,9 +48,9 @@ pins=$(.venv/bin/python -c 'from importlib.metadata import version as v; print("
 # shellcheck disable=SC2086  # $pins is a list of requirements
 "$venv/bin/pip" install --quiet litserve==0.2.19 python-multipart $pins
 
-.venv/bin/densenet-server export --weights "$weights" --output "$work/densenet121.onnx" >"$work/export.log" 2>&1 \
+.venv/bin/densenet-server export --weights "$weights" --output "$work/model.onnx" >"$work/export.log" 2>&1 \
     || { cat "$work/export.log"; exit 1; }
-PYTHONPATH=src setsid "$venv/bin/python" scripts/litserve_peer_server.py --onnx "$work/densenet121.onnx" \
+PYTHONPATH=src setsid "$venv/bin/python" scripts/litserve_peer_server.py --onnx "$work/model.onnx" \
     --port "$port" --workers "$workers" --ort-threads "$threads" --max-batch-size "$batch" \
     --batch-timeout-ms "$batch_timeout_ms" --api-servers "$api_servers" >"$work/litserve.log" 2>&1 &
 ls_pid=$!

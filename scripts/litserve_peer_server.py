@@ -1,10 +1,12 @@
-"""DenseNet-121 served by LitServe (0.2.19), the peer of scripts/bench-litserve.sh.
+"""A model exported by `densenet-server export` served by LitServe (0.2.19), the peer of scripts/bench-litserve.sh.
 
-    PYTHONPATH=src python scripts/litserve_peer_server.py --onnx densenet121.onnx [--port 8000]
+    PYTHONPATH=src python scripts/litserve_peer_server.py --onnx model.onnx [--port 8000]
         [--workers N] [--ort-threads T] [--max-batch-size B] [--batch-timeout-ms MS]
 
-Written the way LitServe's batched-API pattern goes: `decode_request` decodes one upload (Pillow, then the
-same resize 256 / centre crop 224 / ImageNet normalisation as densenet-server, imported from its src),
+Any model: the export's metadata carries its record (categories, resize, crop, mean and std), which this
+file reads as densenet-server does. Written the way LitServe's batched-API pattern goes: `decode_request`
+decodes one upload (Pillow, then the record's resize / centre crop / normalisation, with densenet-server's
+own code imported from its src),
 LitServe gathers up to --max-batch-size decoded requests within --batch-timeout-ms, `batch` stacks them,
 `predict` runs ONNX Runtime on the ONNX export of `densenet-server export`, `unbatch` splits the logits
 and `encode_response` answers the top 5 classes. --workers inference processes (LitServe's
@@ -21,6 +23,7 @@ litserve, onnxruntime, numpy, pillow and python-multipart; no torch.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import uuid
@@ -35,10 +38,11 @@ except ImportError:  # run without PYTHONPATH=src: use this checkout's src
 import litserve as ls
 import numpy as np
 import onnxruntime as ort
+from densenet_server.backends.onnx_backend import META_RECORD
 from densenet_server.cpus import usable_cpus
-from densenet_server.postprocess import softmax, top_k
+from densenet_server.model_record import ModelRecord
+from densenet_server.postprocess import probabilities, top_k
 from densenet_server.preprocess import preprocess
-from densenet_server.weights import CATEGORIES
 from fastapi import HTTPException
 
 TOP_K = 5
@@ -59,6 +63,7 @@ class DenseNetAPI(ls.LitAPI):
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(self.onnx_path, options, providers=["CPUExecutionProvider"])
+        self.record = ModelRecord.from_dict(json.loads(self.session.get_modelmeta().custom_metadata_map[META_RECORD]))
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
 
@@ -69,7 +74,7 @@ class DenseNetAPI(ls.LitAPI):
         try:
             # An error here fails the whole batch it was gathered into: LitServe's batched loop decodes a
             # batch's requests one after another and answers them together.
-            return preprocess(decode_image(upload.file.read(), MAX_IMAGE_PIXELS))
+            return preprocess(decode_image(upload.file.read(), MAX_IMAGE_PIXELS), self.record.preprocessing)
         except ImageError as exc:
             raise HTTPException(400, str(exc)) from exc
 
@@ -83,7 +88,7 @@ class DenseNetAPI(ls.LitAPI):
         return list(output)
 
     def encode_response(self, output):
-        return {"predictions": top_k(softmax(output), TOP_K, CATEGORIES)}
+        return {"predictions": top_k(probabilities(output[None], self.record)[0], TOP_K, self.record.categories)}
 
 
 class RawImageBodyAsForm:

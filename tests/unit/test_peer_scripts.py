@@ -1,7 +1,8 @@
 """The side-by-side benchmark scripts against peer servers (scripts/bench-*.sh) stay runnable.
 
-They need the peers' own environments (TorchServe, LitServe), which the test suite does not install: here
-the shell scripts only have to parse, and the peer server files and bench_peer.py to compile.
+TorchServe needs a Java runtime and its own environment, which the test suite does not install: here the
+shell scripts only have to parse, and the peer server files and bench_peer.py to compile. LitServe's side
+runs for real in tests/e2e/test_bench_litserve.py (the test extra pins litserve).
 """
 
 from __future__ import annotations
