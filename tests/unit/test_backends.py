@@ -17,7 +17,7 @@ from torch import nn
 
 from densenet_server.backends import load_backend
 from densenet_server.backends.loading import cached_export_path, chosen_backend
-from densenet_server.backends.onnx_backend import OnnxBackend
+from densenet_server.backends.onnx_backend import ALLOW_SPINNING, OnnxBackend
 from densenet_server.backends.onnx_export import _write_onnx, verification_batch
 from densenet_server.backends.registry import NAMES, ONNXRUNTIME, TORCH, backend_named
 from densenet_server.backends.torch_backend import TorchBackend
@@ -240,3 +240,12 @@ def test_one_thread_lanes_share_one_session_and_agree_when_run_at_once(settings:
             at_once = list(pool.map(lambda lane, batch: lane(batch), backend.lane_predicts, batches))
             for got, want in zip(at_once, solo):
                 np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_no_session_spins_its_threads_between_passes(settings: Settings) -> None:
+    # Spinning pool threads take the cores the fronts decode on (issue 18): every session has it off.
+    loaded = load_backend(settings)
+    backend = OnnxBackend(cached_export_path(settings, loaded.weights, loaded.record), threads=2, lanes=4)
+    wide = OnnxBackend(backend.model_path, threads=4, lanes=2)
+    sessions = [backend._session, *backend._lane_sessions, wide._session, *wide._lane_sessions]
+    assert [session.get_session_options().get_session_config_entry(ALLOW_SPINNING) for session in sessions] == ["0"] * len(sessions)

@@ -26,6 +26,8 @@ META_RECORD = "densenet_server.record"
 # 2: the model's record is in the metadata.
 EXPORT_FORMAT = 2
 OPSET = 18
+# ONNX Runtime's session option for its intra-op threads' busy-waiting between passes.
+ALLOW_SPINNING = "session.intra_op.allow_spinning"
 
 
 class OnnxBackend:
@@ -110,6 +112,10 @@ def _session(model_path: Path, threads: int) -> ort.InferenceSession:
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # No spinning: after each pass ONNX Runtime's pool threads otherwise spin, waiting for the next, on the
+    # cores the fronts decode on. Measured on 2 cores (docs/performance.md, issue 18): a shufflenet server's
+    # CPU per image 18-30 -> 13-16 ms, 16 clients 83-105 -> 111-118 img/s; DenseNet-121 level or better.
+    options.add_session_config_entry(ALLOW_SPINNING, "0")
     try:
         return ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # ORT raises its own exception types for unreadable or invalid models
