@@ -99,8 +99,9 @@ def test_a_short_run_reports_every_table(checkpoint_path: Path) -> None:
         rounds, raw_ms, p50_ms, over_raw_ms = int(cells[1]), float(cells[2]), float(cells[3]), float(cells[4])
         assert rounds == 2 and raw_ms > 0 and p50_ms > 0, row
         assert over_raw_ms == pytest.approx(p50_ms - raw_ms, abs=raw_ms), row  # a difference of the two
-    # The most clients against the layout of the best raw row (2 lanes here), in the same alternation.
-    assert re.match(r", raw before and after each; raw: 2 pass\(es\) at once of batch (1|2|4|8|16)\)", paired_throughput)
+    # The most clients against the layout of the best raw row, in the same alternation. Which layout is
+    # best (one pass on both threads, or two one-thread passes at once) depends on the machine's speed.
+    assert re.match(r", raw before and after each; raw: [12] pass\(es\) at once of batch (1|2|4|8|16)\)", paired_throughput)
     throughput_rows = [line for line in paired_throughput.splitlines() if line.startswith("| ") and "---" not in line][1:]
     assert [row.split("|")[1].strip() for row in throughput_rows] == ["GET /inference/<file> 500x375", "POST /inference 500x375"]
     for row in throughput_rows:
